@@ -1,0 +1,232 @@
+//! The `mailgate-notify` command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use mailgate_notify::config::Config;
+use mailgate_notify::event::EventKind;
+use mailgate_notify::produce::{self, OutputFormat, ProduceOptions};
+use std::io::{BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Email notifications of a secure mail gateway: application errors, bounces and rule triggers,
+/// from Kafka to SMTP.
+#[derive(Parser)]
+#[command(name = "mailgate-notify", version, about, long_about = None)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KindArg {
+    Application,
+    Bounce,
+    ScanVerdict,
+}
+
+impl From<KindArg> for EventKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Application => EventKind::Application,
+            KindArg::Bounce => EventKind::Bounce,
+            KindArg::ScanVerdict => EventKind::ScanVerdict,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: consume the gateway's topics and send notifications.
+    Run {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the embedded demo: an in-process broker, a simulated day of gateway activity, mail
+    /// written to ./outbox/.
+    Demo,
+    /// Load and validate a config; print `ok` or every problem with its path, exit 2 on problems.
+    CheckConfig {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the notifications an event would produce (operator preview).
+    Render {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Event file (JSON).
+        #[arg(long)]
+        event: PathBuf,
+    },
+    /// Publish JSON events (one per line) to a topic in the chosen framing, keyed per contract.
+    Produce {
+        /// Bootstrap brokers, `host:port,…`.
+        #[arg(long)]
+        brokers: String,
+        /// Destination topic.
+        #[arg(long)]
+        topic: String,
+        /// Framing of the published records.
+        #[arg(long, value_enum, default_value = "json")]
+        format: OutputFormat,
+        /// Input file (JSON lines); standard input when absent.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Event kind of every line; inferred from the fields when absent.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+        /// Schema registry URL (needed for `--format confluent`).
+        #[arg(long)]
+        registry: Option<String>,
+    },
+    /// Encode one JSON event in a framing and write the bytes (used to regenerate fixtures).
+    Encode {
+        /// Framing.
+        #[arg(long, value_enum)]
+        format: OutputFormat,
+        /// Input file (one JSON event).
+        #[arg(long)]
+        file: PathBuf,
+        /// Output file; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Event kind; inferred when absent.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::Run { .. } => not_landed("run", "the pipeline (issues 3–7)"),
+        Command::Demo => not_landed("demo", "operability (issue 8)"),
+        Command::Render { .. } => not_landed("render", "templates (issue 5)"),
+        Command::Produce {
+            brokers,
+            topic,
+            format,
+            file,
+            kind,
+            registry,
+        } => {
+            let opts = ProduceOptions {
+                brokers,
+                topic,
+                format,
+                kind: kind.map(Into::into),
+                registry_url: registry,
+                librdkafka: Default::default(),
+            };
+            let report = match file {
+                Some(path) => {
+                    let f = std::fs::File::open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?;
+                    produce::produce(&opts, BufReader::new(f)).await?
+                }
+                None => produce::produce(&opts, std::io::stdin().lock()).await?,
+            };
+            for (line, why) in &report.invalid {
+                eprintln!("line {line}: not sent: {why}");
+            }
+            for (line, why) in &report.failed {
+                eprintln!("line {line}: broker refused: {why}");
+            }
+            println!(
+                "{} acknowledged, {} failed, {} invalid",
+                report.acknowledged,
+                report.failed.len(),
+                report.invalid.len()
+            );
+            Ok(if report.failed.is_empty() && report.invalid.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Encode {
+            format,
+            file,
+            out,
+            kind,
+        } => {
+            let mut text = String::new();
+            std::fs::File::open(&file)
+                .and_then(|mut f| f.read_to_string(&mut text))
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let event = produce::parse_event(kind.map(Into::into), &text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let mut encoder = produce::Encoder::new(format, None)?;
+            let bytes = encoder.encode("encode", &event).await?;
+            match out {
+                Some(path) => std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => std::io::stdout().write_all(&bytes)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(_) => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for p in &e.problems {
+                println!("{p}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn not_landed(what: &str, issue: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("`{what}` is not available in this build yet: it lands with {issue}.");
+    Ok(ExitCode::from(2))
+}
