@@ -104,7 +104,8 @@ pub fn parse_event(kind: Option<EventKind>, line: &str) -> Result<Event, String>
 
 /// Guesses the event kind of a JSON object from its distinctive fields.
 pub fn infer_kind(line: &str) -> Result<EventKind, String> {
-    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let has = |k: &str| v.get(k).is_some();
     if has("triggered_rules") {
         Ok(EventKind::ScanVerdict)
@@ -113,7 +114,10 @@ pub fn infer_kind(line: &str) -> Result<EventKind, String> {
     } else if has("kind") && has("state") {
         Ok(EventKind::Application)
     } else {
-        Err("cannot tell the event kind (no triggered_rules, queue_id or kind/state); pass --kind".into())
+        Err(
+            "cannot tell the event kind (no triggered_rules, queue_id or kind/state); pass --kind"
+                .into(),
+        )
     }
 }
 
@@ -146,7 +150,10 @@ pub struct ProduceOptions {
 }
 
 /// A producer with the settings every tool of ours uses (acks=all, idempotence).
-pub fn producer(brokers: &str, extra: &BTreeMap<String, String>) -> Result<FutureProducer, ProduceError> {
+pub fn producer(
+    brokers: &str,
+    extra: &BTreeMap<String, String>,
+) -> Result<FutureProducer, ProduceError> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers)
         .set("acks", "all")
@@ -160,7 +167,10 @@ pub fn producer(brokers: &str, extra: &BTreeMap<String, String>) -> Result<Futur
 }
 
 /// Reads JSON events from `input`, publishes them and waits for every acknowledgement.
-pub async fn produce<R: BufRead>(opts: &ProduceOptions, input: R) -> Result<ProduceReport, ProduceError> {
+pub async fn produce<R: BufRead>(
+    opts: &ProduceOptions,
+    input: R,
+) -> Result<ProduceReport, ProduceError> {
     let producer = producer(&opts.brokers, &opts.librdkafka)?;
     let mut encoder = Encoder::new(opts.format, opts.registry_url.as_deref())?;
     let mut report = ProduceReport::default();

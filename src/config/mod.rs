@@ -26,16 +26,28 @@ pub const MAX_GENERAL_LIST: usize = 100_000;
 /// librdkafka properties that the delivery guarantees depend on; `[kafka.librdkafka]` may not
 /// set them. Each with the reason `check-config` prints.
 pub const GUARDED_LIBRDKAFKA_KEYS: &[(&str, &str)] = &[
-    ("enable.auto.offset.store", "offsets are stored only when every notification of a record is done (at-least-once)"),
-    ("enable.auto.commit", "commits are driven by the offset tracker"),
-    ("auto.offset.reset", "a new group must start at the earliest offset so that nothing is skipped"),
+    (
+        "enable.auto.offset.store",
+        "offsets are stored only when every notification of a record is done (at-least-once)",
+    ),
+    (
+        "enable.auto.commit",
+        "commits are driven by the offset tracker",
+    ),
+    (
+        "auto.offset.reset",
+        "a new group must start at the earliest offset so that nothing is skipped",
+    ),
     ("group.id", "set kafka.group_id instead"),
     ("bootstrap.servers", "set kafka.brokers instead"),
     ("metadata.broker.list", "set kafka.brokers instead"),
     ("enable.partition.eof", "used internally"),
     ("isolation.level", "the service reads committed data only"),
     ("acks", "dead-letter and changelog writes need acks=all"),
-    ("enable.idempotence", "dead-letter and changelog writes are idempotent"),
+    (
+        "enable.idempotence",
+        "dead-letter and changelog writes are idempotent",
+    ),
 ];
 
 /// librdkafka properties that hold secrets: never in the TOML in clear.
@@ -916,7 +928,10 @@ impl Config {
             }
         }
         if k.max_in_flight_per_partition == 0 {
-            problems.push(problem("kafka.max_in_flight_per_partition", "must be at least 1"));
+            problems.push(problem(
+                "kafka.max_in_flight_per_partition",
+                "must be at least 1",
+            ));
         }
         if k.max_in_flight_total < k.max_in_flight_per_partition {
             problems.push(problem(
@@ -946,13 +961,19 @@ impl Config {
             problems.push(problem("smtp.pool_size", "must be at least 1"));
         }
         if s.max_messages_per_connection == 0 {
-            problems.push(problem("smtp.max_messages_per_connection", "must be at least 1"));
+            problems.push(problem(
+                "smtp.max_messages_per_connection",
+                "must be at least 1",
+            ));
         }
         if s.outbox_capacity == 0 {
             problems.push(problem("smtp.outbox_capacity", "must be at least 1"));
         }
         if s.rate_limit_per_second == Some(0) {
-            problems.push(problem("smtp.rate_limit_per_second", "must be at least 1 (or absent)"));
+            problems.push(problem(
+                "smtp.rate_limit_per_second",
+                "must be at least 1 (or absent)",
+            ));
         }
         if s.username.is_some() && s.password.is_none() {
             problems.push(problem(
@@ -968,7 +989,10 @@ impl Config {
         }
         if let Some(ca) = &s.ca_file {
             if !ca.is_file() {
-                problems.push(problem("smtp.ca_file", format!("{} is not a file", ca.display())));
+                problems.push(problem(
+                    "smtp.ca_file",
+                    format!("{} is not a file", ca.display()),
+                ));
             }
         }
         let r = &s.retry;
@@ -976,7 +1000,10 @@ impl Config {
             problems.push(problem("smtp.retry.initial", "must be positive"));
         }
         if r.max < r.initial {
-            problems.push(problem("smtp.retry.max", "must be at least smtp.retry.initial"));
+            problems.push(problem(
+                "smtp.retry.max",
+                "must be at least smtp.retry.initial",
+            ));
         }
         if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
             problems.push(problem("smtp.retry.multiplier", "must be a number ≥ 1"));
@@ -1033,7 +1060,10 @@ impl Config {
         if r.general_list.len() > MAX_GENERAL_LIST {
             problems.push(problem(
                 "rules.general_list",
-                format!("{} addresses; at most {MAX_GENERAL_LIST}", r.general_list.len()),
+                format!(
+                    "{} addresses; at most {MAX_GENERAL_LIST}",
+                    r.general_list.len()
+                ),
             ));
         }
         if r.sender_policy == SenderPolicy::Internal && r.local_domains.is_empty() {
@@ -1044,25 +1074,35 @@ impl Config {
         }
         for (i, d) in r.local_domains.iter().enumerate() {
             if d.trim().is_empty() || d.contains('@') || d.contains(char::is_whitespace) {
-                problems.push(problem(format!("rules.local_domains[{i}]"), format!("{d:?} is not a domain")));
+                problems.push(problem(
+                    format!("rules.local_domains[{i}]"),
+                    format!("{d:?} is not a domain"),
+                ));
             }
         }
         if r.max_notifications_per_message == 0 {
-            problems.push(problem("rules.max_notifications_per_message", "must be at least 1"));
+            problems.push(problem(
+                "rules.max_notifications_per_message",
+                "must be at least 1",
+            ));
         }
         check_language("rules.language", &r.language, problems);
         validate_rule("rules.default", &r.default, problems);
         if r.default.id.is_some() {
-            problems.push(problem("rules.default.id", "the default settings take no id"));
+            problems.push(problem(
+                "rules.default.id",
+                "the default settings take no id",
+            ));
         }
         let mut ids = BTreeSet::new();
         for (i, rule) in r.rule.iter().enumerate() {
             let path = format!("rules.rule[{i}]");
             match &rule.id {
                 None => problems.push(problem(format!("{path}.id"), "missing rule id")),
-                Some(id) if !ids.insert(id.clone()) => {
-                    problems.push(problem(format!("{path}.id"), format!("rule {id:?} is listed twice")))
-                }
+                Some(id) if !ids.insert(id.clone()) => problems.push(problem(
+                    format!("{path}.id"),
+                    format!("rule {id:?} is listed twice"),
+                )),
                 Some(_) => {}
             }
             validate_rule(&path, rule, problems);
@@ -1079,7 +1119,10 @@ fn validate_rule(path: &str, rule: &RuleSettings, problems: &mut Vec<Problem>) {
     }
     for (i, m) in rule.modules.iter().enumerate() {
         if *m == DetectionModule::Unknown {
-            problems.push(problem(format!("{path}.modules[{i}]"), "unknown detection module"));
+            problems.push(problem(
+                format!("{path}.modules[{i}]"),
+                "unknown detection module",
+            ));
         }
     }
     for (group, name) in [
@@ -1130,7 +1173,10 @@ fn read_secret(
         // A trailing newline from `echo secret > file` is not part of the password.
         Ok(s) => Some(Secret::new(s.trim_end_matches(['\n', '\r']))),
         Err(e) => {
-            problems.push(problem(file_key, format!("cannot read {}: {e}", file.display())));
+            problems.push(problem(
+                file_key,
+                format!("cannot read {}: {e}", file.display()),
+            ));
             None
         }
     }
@@ -1140,5 +1186,263 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem {
         path: path.into(),
         message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+    }
+    fn no_env() -> FakeEnv {
+        FakeEnv(HashMap::new())
+    }
+
+    const MINIMAL: &str = r#"
+        [sender]
+        address = "notify@example.com"
+        [[application.recipients]]
+        addresses = ["admin@example.com"]
+        [[bounce.recipients]]
+        addresses = ["postmaster@example.com"]
+    "#;
+
+    fn load(extra: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&format!("{MINIMAL}\n{extra}"), Path::new("."), &no_env())
+    }
+
+    fn paths(e: ConfigError) -> Vec<String> {
+        e.problems.into_iter().map(|p| p.path).collect()
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = load("").expect("valid");
+        assert_eq!(c.kafka.topics.application, "application-events");
+        assert_eq!(c.kafka.topics.dead_letter, "mailgate-notify.dlq");
+        assert_eq!(c.application.throttle, Duration::from_secs(900));
+        assert_eq!(c.application.catch_up, Duration::from_secs(6 * 3600));
+        assert_eq!(
+            c.bounce.classes,
+            vec![BounceClass::Resource, BounceClass::Software]
+        );
+        assert_eq!(c.rules.sender_policy, SenderPolicy::Authenticated);
+        assert_eq!(c.rules.max_notifications_per_message, 100);
+        assert_eq!(c.smtp.tls, TlsMode::None);
+        assert_eq!(c.metrics.listen, "127.0.0.1:9898".parse().unwrap());
+        assert_eq!(
+            c.sender.envelope(),
+            EnvelopeSender::Address("notify@example.com".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn durations_time_zones_and_addresses_are_parsed_at_load() {
+        let c = Config::from_toml(
+            r#"
+            [sender]
+            address = "notify@example.com"
+            envelope_sender = "<>"
+            [application]
+            throttle = "1m 30s"
+            default_timezone = "Asia/Kathmandu"
+            [[application.recipients]]
+            addresses = ["admin@example.com"]
+            language = "ru"
+            [application.clusters.c1]
+            timezone = "America/Havana"
+            [bounce]
+            enabled = false
+            "#,
+            Path::new("."),
+            &no_env(),
+        )
+        .expect("valid");
+        assert_eq!(c.application.throttle, Duration::from_secs(90));
+        assert_eq!(c.application.default_timezone, chrono_tz::Asia::Kathmandu);
+        assert_eq!(
+            c.application.clusters["c1"].timezone,
+            chrono_tz::America::Havana
+        );
+        assert_eq!(c.sender.envelope(), EnvelopeSender::Null);
+        assert_eq!(c.application.recipients[0].language, "ru");
+    }
+
+    #[test]
+    fn bad_values_name_their_path() {
+        let e = Config::from_toml(
+            "[sender]\naddress = \"not an address\"\n",
+            Path::new("."),
+            &no_env(),
+        )
+        .unwrap_err();
+        assert_eq!(paths(e.clone()), vec!["sender.address"]);
+        assert!(e.to_string().contains("invalid address"), "{e}");
+
+        let e = load("[smtp]\nconnect_timeout = \"soon\"\n").unwrap_err();
+        assert_eq!(paths(e.clone()), vec!["smtp.connect_timeout"]);
+        assert!(e.to_string().contains("invalid duration \"soon\""), "{e}");
+    }
+
+    #[test]
+    fn every_cross_field_problem_is_reported_at_once() {
+        let e = load(
+            r#"
+            [kafka]
+            group_id = ""
+            [kafka.topics]
+            bounces = "application-events"
+            [smtp]
+            pool_size = 0
+            [smtp.retry]
+            jitter = 2.0
+            [rules]
+            sender_policy = "internal"
+            "#,
+        )
+        .unwrap_err();
+        let p = paths(e);
+        for want in [
+            "kafka.group_id",
+            "kafka.topics.bounces",
+            "smtp.pool_size",
+            "smtp.retry.jitter",
+            "rules.local_domains",
+        ] {
+            assert!(p.contains(&want.to_string()), "{want} missing from {p:?}");
+        }
+    }
+
+    #[test]
+    fn guarded_librdkafka_settings_cannot_be_overridden() {
+        let e = load(
+            r#"
+            [kafka.librdkafka]
+            "enable.auto.offset.store" = "true"
+            "security.protocol" = "SASL_SSL"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(
+            e.problems[0].path,
+            "kafka.librdkafka.\"enable.auto.offset.store\""
+        );
+        assert!(e.problems[0].message.contains("cannot be overridden"));
+    }
+
+    #[test]
+    fn secrets_in_the_toml_are_refused() {
+        let e = load("[kafka.librdkafka]\n\"sasl.password\" = \"hunter2\"\n").unwrap_err();
+        assert_eq!(paths(e.clone()), vec!["kafka.librdkafka.\"sasl.password\""]);
+        assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn smtp_password_comes_from_env_or_file_and_never_prints() {
+        let toml = r#"
+            [smtp]
+            tls = "starttls"
+            username = "svc"
+        "#;
+        let e = load(toml).unwrap_err();
+        assert_eq!(paths(e), vec!["smtp.username"]);
+
+        let env = FakeEnv(HashMap::from([(ENV_SMTP_PASSWORD, "s3cret")]));
+        let c =
+            Config::from_toml(&format!("{MINIMAL}\n{toml}"), Path::new("."), &env).expect("valid");
+        assert_eq!(c.smtp.password.as_ref().map(|s| s.expose()), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "from-file\n").unwrap();
+        let c = Config::from_toml(
+            &format!("{MINIMAL}\n{toml}\npassword_file = \"pw\"\n"),
+            dir.path(),
+            &no_env(),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.smtp.password.as_ref().map(|s| s.expose()),
+            Some("from-file")
+        );
+    }
+
+    #[test]
+    fn auth_over_clear_text_is_refused() {
+        let env = FakeEnv(HashMap::from([(ENV_SMTP_PASSWORD, "x")]));
+        let e = Config::from_toml(
+            &format!("{MINIMAL}\n[smtp]\nusername = \"svc\"\n"),
+            Path::new("."),
+            &env,
+        )
+        .unwrap_err();
+        assert_eq!(paths(e), vec!["smtp.tls"]);
+    }
+
+    #[test]
+    fn general_list_file_is_loaded_and_validated_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("list.txt"),
+            "# security team\na@example.com\n\nb@example.com # lead\nnot-an-address\n",
+        )
+        .unwrap();
+        let toml = format!("{MINIMAL}\n[rules]\ngeneral_list = [\"x@example.com\"]\ngeneral_list_file = \"list.txt\"\n");
+        let e = Config::from_toml(&toml, dir.path(), &no_env()).unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert!(
+            e.problems[0].message.contains("line 5"),
+            "{}",
+            e.problems[0]
+        );
+        std::fs::write(
+            dir.path().join("list.txt"),
+            "a@example.com\nb@example.com\n",
+        )
+        .unwrap();
+        let c = Config::from_toml(&toml, dir.path(), &no_env()).expect("valid");
+        let list: Vec<_> = c.rules.general_list.iter().map(|a| a.as_str()).collect();
+        assert_eq!(list, ["x@example.com", "a@example.com", "b@example.com"]);
+    }
+
+    #[test]
+    fn rule_entries_are_cross_checked() {
+        let e = load(
+            r#"
+            [[rules.rule]]
+            id = "r1"
+            notify = ["additional"]
+            [[rules.rule]]
+            id = "r1"
+            notify = ["general"]
+            modules = ["TELEPATHY"]
+            "#,
+        )
+        .unwrap_err();
+        let p = paths(e);
+        assert!(p.contains(&"rules.rule[0].additional".to_string()), "{p:?}");
+        assert!(p.contains(&"rules.rule[1].id".to_string()), "{p:?}");
+        assert!(p.contains(&"rules.rule[1].modules[0]".to_string()), "{p:?}");
+    }
+
+    #[test]
+    fn enabled_notifications_without_recipients_are_a_problem() {
+        let e = Config::from_toml(
+            "[sender]\naddress = \"n@example.com\"\n",
+            Path::new("."),
+            &no_env(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            paths(e),
+            vec!["application.recipients", "bounce.recipients"]
+        );
     }
 }

@@ -13,8 +13,11 @@ pub mod duration {
     /// Parses `"15m"` & co.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| de::Error::custom(format!("invalid duration {s:?} ({e}); write e.g. \"30s\", \"15m\", \"6h\"")))
+        humantime::parse_duration(&s).map_err(|e| {
+            de::Error::custom(format!(
+                "invalid duration {s:?} ({e}); write e.g. \"30s\", \"15m\", \"6h\""
+            ))
+        })
     }
 
     /// Optional variant.

@@ -194,12 +194,15 @@ impl Decoder {
             rest: &mut datum,
             hit_eof: false,
         };
-        let value = apache_avro::from_avro_datum(&writer.schema, &mut guarded, Some(&reader.schema))
-            .map_err(|e| DecodeError::AvroInvalid(e.to_string()))?;
+        let value =
+            apache_avro::from_avro_datum(&writer.schema, &mut guarded, Some(&reader.schema))
+                .map_err(|e| DecodeError::AvroInvalid(e.to_string()))?;
         if guarded.hit_eof {
             // apache-avro reads a union index, string or boolean cut off by the end of the
             // buffer as null; a truncated record must not pass as one with fewer fields.
-            return Err(DecodeError::AvroInvalid(format!("datum truncated after {total} bytes")));
+            return Err(DecodeError::AvroInvalid(format!(
+                "datum truncated after {total} bytes"
+            )));
         }
         if !datum.is_empty() {
             return Err(DecodeError::AvroInvalid(format!(
@@ -249,7 +252,9 @@ fn registry_error(e: RegistryError) -> DecodeError {
     }
 }
 
-fn from_avro_value<T: DeserializeOwned>(value: &apache_avro::types::Value) -> Result<T, DecodeError> {
+fn from_avro_value<T: DeserializeOwned>(
+    value: &apache_avro::types::Value,
+) -> Result<T, DecodeError> {
     apache_avro::from_value(value).map_err(|e| {
         // apache-avro's deserializer does not say where it failed. On this (rare) error path,
         // replay the value through JSON to name the field; the fast path stays untouched.
@@ -258,7 +263,9 @@ fn from_avro_value<T: DeserializeOwned>(value: &apache_avro::types::Value) -> Re
             .and_then(|json| serde_json::to_vec(&json).ok())
             .and_then(|bytes| json_as::<T>(&bytes).err());
         match located {
-            Some(DecodeError::FieldInvalid { path, detail }) => DecodeError::FieldInvalid { path, detail },
+            Some(DecodeError::FieldInvalid { path, detail }) => {
+                DecodeError::FieldInvalid { path, detail }
+            }
             _ => DecodeError::FieldInvalid {
                 path: ".".into(),
                 detail: e.to_string(),
@@ -290,7 +297,8 @@ fn json_as<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
             _ => DecodeError::JsonInvalid(inner.to_string()),
         }
     })?;
-    de.end().map_err(|e| DecodeError::JsonInvalid(e.to_string()))?;
+    de.end()
+        .map_err(|e| DecodeError::JsonInvalid(e.to_string()))?;
     Ok(value)
 }
 
@@ -333,7 +341,9 @@ mod tests {
     fn json_and_single_object_fixtures_decode_to_equal_values() {
         let d = decoder();
         for (kind, json, avro) in FIXTURES {
-            let from_json = d.decode_cached(kind, json.as_bytes()).expect("json fixture");
+            let from_json = d
+                .decode_cached(kind, json.as_bytes())
+                .expect("json fixture");
             let from_avro = d.decode_cached(kind, avro).expect("avro fixture");
             assert_eq!(from_json, from_avro, "{kind:?}");
             assert_eq!(from_json.kind(), kind);
@@ -356,9 +366,13 @@ mod tests {
     fn json_timestamps_accept_rfc3339_and_epoch_millis_alike() {
         let (_, json, _) = FIXTURES[0];
         let d = decoder();
-        let a = d.decode_cached(EventKind::Application, json.as_bytes()).expect("rfc3339");
+        let a = d
+            .decode_cached(EventKind::Application, json.as_bytes())
+            .expect("rfc3339");
         let millis = json.replace("\"2026-11-30T21:14:05.250Z\"", "1796073245250");
-        let b = d.decode_cached(EventKind::Application, millis.as_bytes()).expect("millis");
+        let b = d
+            .decode_cached(EventKind::Application, millis.as_bytes())
+            .expect("millis");
         assert_eq!(a, b);
     }
 
@@ -399,8 +413,9 @@ mod tests {
         let mut store = SchemaStore::builtin();
         let (_, json, _) = FIXTURES[2];
         let event = decode_json(EventKind::ScanVerdict, json.as_bytes()).expect("fixture");
-        let Value::Record(mut fields) = encode::to_avro_value(&event, &store.reader(EventKind::ScanVerdict).schema)
-            .expect("value")
+        let Value::Record(mut fields) =
+            encode::to_avro_value(&event, &store.reader(EventKind::ScanVerdict).schema)
+                .expect("value")
         else {
             panic!("not a record")
         };
@@ -409,8 +424,12 @@ mod tests {
                 *value = Value::Enum(0, "QUARANTINED".into());
             }
         }
-        fields.push(("tenant".into(), Value::Union(1, Box::new(Value::String("acme".into())))));
-        let datum = apache_avro::to_avro_datum(&writer.schema, Value::Record(fields)).expect("datum");
+        fields.push((
+            "tenant".into(),
+            Value::Union(1, Box::new(Value::String("acme".into()))),
+        ));
+        let datum =
+            apache_avro::to_avro_datum(&writer.schema, Value::Record(fields)).expect("datum");
         let mut record = vec![0xC3, 0x01];
         record.extend_from_slice(&writer.fingerprint());
         record.extend_from_slice(&datum);
@@ -418,17 +437,24 @@ mod tests {
         // Unknown fingerprint until the schema is known…
         let d = Decoder::new(Arc::new(SchemaStore::builtin()), None);
         assert_eq!(
-            d.decode_cached(EventKind::ScanVerdict, &record).unwrap_err().error_code(),
+            d.decode_cached(EventKind::ScanVerdict, &record)
+                .unwrap_err()
+                .error_code(),
             "unknown_schema"
         );
         // …then it resolves against our reader schema.
         store.add(writer);
         let d = Decoder::new(Arc::new(store), None);
-        let Event::ScanVerdict(v) = d.decode_cached(EventKind::ScanVerdict, &record).expect("decodes") else {
+        let Event::ScanVerdict(v) = d
+            .decode_cached(EventKind::ScanVerdict, &record)
+            .expect("decodes")
+        else {
             panic!("wrong kind")
         };
         assert_eq!(v.message_action, MessageAction::Unknown);
-        let Event::ScanVerdict(orig) = event else { unreachable!() };
+        let Event::ScanVerdict(orig) = event else {
+            unreachable!()
+        };
         assert_eq!(v.triggered_rules, orig.triggered_rules);
         assert_eq!(v.subject, orig.subject);
     }
@@ -445,12 +471,30 @@ mod tests {
     fn errors_carry_their_codes() {
         let d = decoder();
         let k = EventKind::ScanVerdict;
-        assert_eq!(d.decode_cached(k, b"").unwrap_err().error_code(), "unknown_framing");
-        assert_eq!(d.decode_cached(k, b"hello").unwrap_err().error_code(), "unknown_framing");
-        assert_eq!(d.decode_cached(k, b"{\"a\":").unwrap_err().error_code(), "json_invalid");
-        assert_eq!(d.decode_cached(k, &[0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]).unwrap_err().error_code(), "unknown_schema");
+        assert_eq!(
+            d.decode_cached(k, b"").unwrap_err().error_code(),
+            "unknown_framing"
+        );
+        assert_eq!(
+            d.decode_cached(k, b"hello").unwrap_err().error_code(),
+            "unknown_framing"
+        );
+        assert_eq!(
+            d.decode_cached(k, b"{\"a\":").unwrap_err().error_code(),
+            "json_invalid"
+        );
+        assert_eq!(
+            d.decode_cached(k, &[0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8])
+                .unwrap_err()
+                .error_code(),
+            "unknown_schema"
+        );
         let conf = d.decode_cached(k, &[0, 0, 0, 0, 7, 1, 2]).unwrap_err();
-        assert_eq!(conf.error_code(), "unknown_schema", "no registry configured");
+        assert_eq!(
+            conf.error_code(),
+            "unknown_schema",
+            "no registry configured"
+        );
         assert!(!conf.is_retryable());
         assert!(DecodeError::RegistryUnavailable("x".into()).is_retryable());
     }
@@ -478,7 +522,10 @@ mod tests {
         let err = decoder()
             .decode_cached(EventKind::ScanVerdict, v.to_string().as_bytes())
             .unwrap_err();
-        assert!(matches!(&err, DecodeError::FieldInvalid { path, .. } if path == "size"), "{err:?}");
+        assert!(
+            matches!(&err, DecodeError::FieldInvalid { path, .. } if path == "size"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -488,7 +535,8 @@ mod tests {
         let (_, json, _) = FIXTURES[0];
         let event = decode_json(EventKind::Application, json.as_bytes()).expect("fixture");
         let schema = &store.reader(EventKind::Application).schema;
-        let Value::Record(mut fields) = encode::to_avro_value(&event, schema).expect("value") else {
+        let Value::Record(mut fields) = encode::to_avro_value(&event, schema).expect("value")
+        else {
             panic!()
         };
         if let Some((_, Value::Record(node))) = fields.iter_mut().find(|(n, _)| n == "node") {
@@ -505,7 +553,10 @@ mod tests {
         let err = Decoder::new(Arc::new(store), None)
             .decode_cached(EventKind::Application, &record)
             .unwrap_err();
-        assert!(matches!(&err, DecodeError::FieldInvalid { path, .. } if path == "node.port"), "{err:?}");
+        assert!(
+            matches!(&err, DecodeError::FieldInvalid { path, .. } if path == "node.port"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -514,7 +565,10 @@ mod tests {
         let mut bytes = avro.to_vec();
         bytes.push(0);
         assert_eq!(
-            decoder().decode_cached(EventKind::Bounce, &bytes).unwrap_err().error_code(),
+            decoder()
+                .decode_cached(EventKind::Bounce, &bytes)
+                .unwrap_err()
+                .error_code(),
             "avro_invalid"
         );
     }

@@ -51,7 +51,11 @@ pub fn encode_single_object(store: &SchemaStore, event: &Event) -> Result<Vec<u8
 }
 
 /// Confluent wire format: `00`, the big-endian registry id, the datum.
-pub fn encode_confluent(store: &SchemaStore, event: &Event, schema_id: u32) -> Result<Vec<u8>, EncodeError> {
+pub fn encode_confluent(
+    store: &SchemaStore,
+    event: &Event,
+    schema_id: u32,
+) -> Result<Vec<u8>, EncodeError> {
     let datum = encode_avro_datum(store, event)?;
     let mut out = Vec::with_capacity(5 + datum.len());
     out.push(CONFLUENT_MAGIC);

@@ -346,7 +346,11 @@ pub enum EventKind {
 
 impl EventKind {
     /// The three kinds, in topic order.
-    pub const ALL: [EventKind; 3] = [EventKind::Application, EventKind::Bounce, EventKind::ScanVerdict];
+    pub const ALL: [EventKind; 3] = [
+        EventKind::Application,
+        EventKind::Bounce,
+        EventKind::ScanVerdict,
+    ];
 
     /// The Avro record name of this kind's schema.
     pub fn record_name(self) -> &'static str {

@@ -66,7 +66,10 @@ impl RegistryClient {
         let resp = self
             .http
             .get(&url)
-            .header("Accept", "application/vnd.schemaregistry.v1+json, application/json")
+            .header(
+                "Accept",
+                "application/vnd.schemaregistry.v1+json, application/json",
+            )
             .send()
             .await
             .map_err(|e| RegistryError::Unavailable(format!("GET {url}: {e}")))?;
@@ -75,7 +78,9 @@ impl RegistryClient {
             return Err(RegistryError::Unknown(format!("schema id {id} not found")));
         }
         if !status.is_success() {
-            return Err(RegistryError::Unavailable(format!("GET {url}: HTTP {status}")));
+            return Err(RegistryError::Unavailable(format!(
+                "GET {url}: HTTP {status}"
+            )));
         }
         let body: SchemaById = resp
             .bytes()
@@ -85,7 +90,9 @@ impl RegistryClient {
             .map_err(|e| RegistryError::Unavailable(format!("GET {url}: bad response: {e}")))?;
         if let Some(t) = body.schema_type.as_deref() {
             if !t.eq_ignore_ascii_case("AVRO") {
-                return Err(RegistryError::Unknown(format!("schema id {id} is {t}, not AVRO")));
+                return Err(RegistryError::Unknown(format!(
+                    "schema id {id} is {t}, not AVRO"
+                )));
             }
         }
         let ws = WriterSchema::parse(&body.schema, format!("registry id {id}"))

@@ -93,8 +93,11 @@ impl SchemaStore {
         for kind in EventKind::ALL {
             // The embedded schemas are part of the build and covered by tests; failing here is
             // a programming error, not bad input.
-            let ws = WriterSchema::parse(reader_schema_text(kind), format!("builtin:{}", kind.as_str()))
-                .unwrap_or_else(|e| panic!("embedded schema is invalid: {e}"));
+            let ws = WriterSchema::parse(
+                reader_schema_text(kind),
+                format!("builtin:{}", kind.as_str()),
+            )
+            .unwrap_or_else(|e| panic!("embedded schema is invalid: {e}"));
             let ws = Arc::new(ws);
             by_fingerprint.insert(ws.fingerprint(), ws.clone());
             readers.insert(kind, ws);

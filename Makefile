@@ -1,0 +1,44 @@
+# mailgate-notify — the two set-up commands are `make run` and `make test`.
+CARGO ?= cargo
+BIN := target/release/mailgate-notify
+
+.PHONY: run build test rig lint fmt bench fixtures clean
+
+## run: build the release binary and run the embedded demo (no broker or relay needed)
+run: build
+	./$(BIN) demo
+
+build:
+	$(CARGO) build --release
+
+## test: install the rig (Tansu, smtp-sink, aiosmtpd) and run every unit and integration test
+test: rig
+	$(CARGO) test --all-targets
+
+## rig: install what the integration tests need (idempotent)
+rig:
+	bash tests/rig/install.sh
+
+## lint: formatting check and clippy with warnings as errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## bench: criterion benches
+bench:
+	$(CARGO) bench
+
+## fixtures: regenerate the single-object Avro fixtures from their JSON twins
+fixtures:
+	$(CARGO) build
+	for f in application_event bounce_event scan_verdict; do \
+	  ./target/debug/mailgate-notify encode --format avro \
+	    --file tests/fixtures/events/$$f.json --out tests/fixtures/events/$$f.avro || exit 1; \
+	done
+
+clean:
+	$(CARGO) clean
+	rm -rf .cache/rig outbox
