@@ -10,6 +10,8 @@
 //!   Avro single-object, JSON), plus our own encoder. Imports nothing else of ours.
 //! - [`config`]: the typed TOML configuration, its defaults and its validation, with errors
 //!   that name the culprit's path; secrets from the environment or files. Imports only `event`.
+//! - [`telemetry`]: the metrics registry and the helpers each module uses to declare its
+//!   metrics (bounded labels, pre-created at zero).
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
 //!   the contract's key; also what the integration tests and fixture generator use.
 //!
@@ -20,3 +22,4 @@
 pub mod config;
 pub mod event;
 pub mod produce;
+pub mod telemetry;
