@@ -10,6 +10,9 @@
 //!   Avro single-object, JSON), plus our own encoder. Imports nothing else of ours.
 //! - [`config`]: the typed TOML configuration, its defaults and its validation, with errors
 //!   that name the culprit's path; secrets from the environment or files. Imports only `event`.
+//! - [`ingest`]: the Kafka consumer over the three input topics — decoding, routing by topic to
+//!   the deciders ([`ingest::Downstream`]), at-least-once offset tracking, the dead-letter topic,
+//!   back-pressure by pausing partitions, rebalance drains and the draining shutdown.
 //! - [`telemetry`]: the metrics registry and the helpers each module uses to declare its
 //!   metrics (bounded labels, pre-created at zero).
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
@@ -21,5 +24,6 @@
 
 pub mod config;
 pub mod event;
+pub mod ingest;
 pub mod produce;
 pub mod telemetry;
