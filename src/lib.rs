@@ -13,6 +13,9 @@
 //! - [`ingest`]: the Kafka consumer over the three input topics — decoding, routing by topic to
 //!   the deciders ([`ingest::Downstream`]), at-least-once offset tracking, the dead-letter topic,
 //!   back-pressure by pausing partitions, rebalance drains and the draining shutdown.
+//! - [`state`]: the compacted changelog of the application-notification state — written per
+//!   cluster to the source record's partition with its offset, restored up to a fence on
+//!   assignment.
 //! - [`telemetry`]: the metrics registry and the helpers each module uses to declare its
 //!   metrics (bounded labels, pre-created at zero).
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
@@ -26,4 +29,5 @@ pub mod config;
 pub mod event;
 pub mod ingest;
 pub mod produce;
+pub mod state;
 pub mod telemetry;
