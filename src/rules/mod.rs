@@ -694,10 +694,9 @@ pub fn cut_header_block(headers: &str, max: usize) -> &str {
     }
     // Line starts at or before `end` (each after a '\n') whose line begins a new field.
     let field_start = headers[..end]
-        .match_indices('\n')
+        .rmatch_indices('\n')
         .map(|(i, _)| i + 1)
-        .filter(|&s| !headers[s..].starts_with([' ', '\t']))
-        .last();
+        .find(|&s| !headers[s..].starts_with([' ', '\t']));
     match field_start {
         Some(s) => &headers[..s],
         None => &headers[..end],

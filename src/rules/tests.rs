@@ -822,7 +822,9 @@ fn arb_case() -> impl Strategy<Value = (Config, ScanVerdict)> {
     )
         .prop_map(
             |(policy, general, cap, default, r0, r1, sender, auth, triggers)| {
-                let mut c = config("");
+                // Parsing the TOML is the expensive part of a case: parse it once.
+                static BASE_CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+                let mut c = BASE_CONFIG.get_or_init(|| config("")).clone();
                 c.rules.sender_policy = policy;
                 c.rules.local_domains = vec!["corp.example".into()];
                 c.rules.general_list = general.iter().map(|a| a.parse().unwrap()).collect();
