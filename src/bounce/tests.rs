@@ -1,43 +1,19 @@
 use super::*;
-use crate::config::Config;
-use crate::event::{Node, Recipient, RecipientAction};
+use crate::event::{Recipient, RecipientAction};
+use crate::rules::tests::{load, node, BASE};
 use chrono::TimeZone;
-use std::path::Path;
 
-/// Our From address is `notify@gw.example`, our envelope sender `bounces@gw.example`.
-const BASE: &str = r#"
-[sender]
-address = "notify@gw.example"
-envelope_sender = "bounces@gw.example"
-[[application.recipients]]
-addresses = ["admin@gw.example"]
-"#;
-
+/// A second bounce group, in Russian, after the tests' base group (`postmaster@gw.example`, en).
+/// The base config's From is `notify@gw.example`, its envelope sender `bounces@gw.example`.
 const GROUPS: &str = r#"
-[[bounce.recipients]]
-addresses = ["postmaster@gw.example"]
-language = "en"
 [[bounce.recipients]]
 name = "ops-ru"
 addresses = ["ops@gw.example"]
 language = "ru"
 "#;
 
-struct NoEnv;
-impl crate::config::Env for NoEnv {
-    fn var(&self, _: &str) -> Option<String> {
-        None
-    }
-}
-
 fn router(extra: &str) -> BounceRouter {
-    let c = Config::from_toml(
-        &format!("{BASE}\n{extra}\n{GROUPS}"),
-        Path::new("."),
-        &NoEnv,
-    )
-    .unwrap_or_else(|e| panic!("test config invalid: {e}"));
-    BounceRouter::new(&c)
+    BounceRouter::new(&load(&format!("{BASE}\n{extra}\n{GROUPS}")))
 }
 
 fn t0() -> Timestamp {
@@ -62,13 +38,7 @@ fn bounce_n(
     BounceEvent {
         event_id: format!("ev-{n}"),
         cluster_id: "c1".into(),
-        node: Node {
-            node_id: "n1".into(),
-            ip: "10.0.0.1".into(),
-            port: 9045,
-            comment: None,
-            is_control: true,
-        },
+        node: node(),
         class,
         queue_id: format!("Q{n}"),
         message_id: Some(format!("m{n}")),
@@ -250,14 +220,9 @@ fn a_bounce_of_our_notification_is_recognised_by_our_envelope_sender() {
 
 #[test]
 fn with_the_null_envelope_sender_only_our_from_address_is_ours() {
-    let c = Config::from_toml(
-        &format!(
-            "[sender]\naddress = \"notify@gw.example\"\nenvelope_sender = \"<>\"\n[[application.recipients]]\naddresses = [\"a@gw.example\"]\n{GROUPS}"
-        ),
-        Path::new("."),
-        &NoEnv,
-    )
-    .unwrap();
+    let c = load(&format!(
+        "[sender]\naddress = \"notify@gw.example\"\nenvelope_sender = \"<>\"\n[[application.recipients]]\naddresses = [\"a@gw.example\"]\n{GROUPS}"
+    ));
     let mut r = BounceRouter::new(&c);
     // The null sender is not "ours" just because our envelope sender is null.
     assert!(is_notify(&r.route(

@@ -109,11 +109,15 @@ pub fn bare_address(raw: &str) -> &str {
 /// Borrows when there is nothing to lower-case, so the common case allocates nothing.
 pub fn address_key(raw: &str) -> Cow<'_, str> {
     let b = bare_address(raw);
-    // Not `is_uppercase`: title-case letters (`ǅ`) change too.
-    let unchanged = b.chars().all(|c| {
-        let mut l = c.to_lowercase();
-        l.next() == Some(c) && l.next().is_none()
-    });
+    let unchanged = if b.is_ascii() {
+        !b.bytes().any(|c| c.is_ascii_uppercase())
+    } else {
+        // Not `is_uppercase`: title-case letters (`ǅ`) change too.
+        b.chars().all(|c| {
+            let mut l = c.to_lowercase();
+            l.next() == Some(c) && l.next().is_none()
+        })
+    };
     if unchanged {
         Cow::Borrowed(b)
     } else {

@@ -34,7 +34,7 @@
 
 pub mod metrics;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use metrics::RuleMetrics;
 
@@ -367,8 +367,16 @@ impl RuleFanout {
                 .application
                 .recipients
                 .iter()
+                .map(|g| RecipientGroup {
+                    addresses: g
+                        .addresses
+                        .iter()
+                        .filter(|a| !own.contains(address_key(a.as_str()).as_ref()))
+                        .cloned()
+                        .collect(),
+                    ..g.clone()
+                })
                 .filter(|g| !g.addresses.is_empty())
-                .cloned()
                 .collect()
         } else {
             vec![RecipientGroup {

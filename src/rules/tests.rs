@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use SuppressionReason as R;
 
-/// Our From address is `notify@gw.example`, our envelope sender `bounces@gw.example`.
-const BASE: &str = r#"
+/// Our From address is `notify@gw.example`, our envelope sender `bounces@gw.example` (also the
+/// base of the bounce tests).
+pub(crate) const BASE: &str = r#"
 [sender]
 address = "notify@gw.example"
 envelope_sender = "bounces@gw.example"
@@ -19,6 +20,7 @@ language = "de"
 addresses = ["postmaster@gw.example"]
 "#;
 
+/// No secrets in the environment (tests never read the process's).
 struct NoEnv;
 impl crate::config::Env for NoEnv {
     fn var(&self, _: &str) -> Option<String> {
@@ -26,9 +28,14 @@ impl crate::config::Env for NoEnv {
     }
 }
 
+/// A valid config from TOML text (also used by the bounce tests).
+pub(crate) fn load(text: &str) -> Config {
+    Config::from_toml(text, Path::new("."), &NoEnv)
+        .unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"))
+}
+
 fn config(extra: &str) -> Config {
-    Config::from_toml(&format!("{BASE}\n{extra}"), Path::new("."), &NoEnv)
-        .unwrap_or_else(|e| panic!("test config invalid: {e}\n{extra}"))
+    load(&format!("{BASE}\n{extra}"))
 }
 
 fn fanout(extra: &str) -> RuleFanout {
@@ -63,17 +70,22 @@ fn av(id: &str, affected: &[&str]) -> RuleTrigger {
     )
 }
 
+/// The scanning node (also used by the bounce tests).
+pub(crate) fn node() -> Node {
+    Node {
+        node_id: "n1".into(),
+        ip: "10.0.0.1".into(),
+        port: 9045,
+        comment: None,
+        is_control: true,
+    }
+}
+
 fn verdict(sender: &str, authenticated: bool, rules: Vec<RuleTrigger>) -> ScanVerdict {
     ScanVerdict {
         event_id: "ev-1".into(),
         cluster_id: "c1".into(),
-        node: Node {
-            node_id: "n1".into(),
-            ip: "10.0.0.1".into(),
-            port: 9045,
-            comment: None,
-            is_control: true,
-        },
+        node: node(),
         message_id: "msg-1".into(),
         smtp_message_id: Some("<abc@ext.example>".into()),
         sender: sender.into(),
