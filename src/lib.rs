@@ -18,6 +18,12 @@
 //!   assignment.
 //! - [`telemetry`]: the metrics registry and the helpers each module uses to declare its
 //!   metrics (bounded labels, pre-created at zero).
+//! - [`rules`]: the rule-notification fan-out — a scan verdict to one notice per (template,
+//!   address) over the groups general / sender / recipients / additional, with dedup, the sender
+//!   policy (anti-backscatter), the per-message cap and its summary. Pure; imports `event`,
+//!   `config`, `telemetry`.
+//! - [`bounce`]: the bounce router — class filter, loop protection against bounces of our own
+//!   notifications, and the burst limit that folds a storm into one summary. Pure, time passed in.
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
 //!   the contract's key; also what the integration tests and fixture generator use.
 //!
@@ -25,9 +31,11 @@
 //! The pipeline modules of DESIGN §5 (`ingest`, `deliver`, `render`, `aggregate`, `bounce`,
 //! `rules`, `state`, `telemetry`, `app`) land with their issues.
 
+pub mod bounce;
 pub mod config;
 pub mod event;
 pub mod ingest;
 pub mod produce;
+pub mod rules;
 pub mod state;
 pub mod telemetry;

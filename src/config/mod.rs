@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-pub use types::{Mailbox, Secret};
+pub use types::{address_key, bare_address, Mailbox, Secret};
 
 /// Environment variable holding the SMTP password (else `smtp.password_file`).
 pub const ENV_SMTP_PASSWORD: &str = "MAILGATE_SMTP_PASSWORD";
@@ -314,6 +314,20 @@ impl SenderConfig {
             .clone()
             .unwrap_or_else(|| EnvelopeSender::Address(self.address.clone()))
     }
+
+    /// Our own addresses, as [`address_key`]s: the `From` address and the envelope sender (when it is
+    /// not the null sender). The rule fan-out never notifies them and the bounce router treats
+    /// mail from them as one of our notifications (loop protection).
+    pub fn own_addresses(&self) -> Vec<String> {
+        let mut own = vec![address_key(self.address.as_str()).into_owned()];
+        if let EnvelopeSender::Address(a) = self.envelope() {
+            let a = address_key(a.as_str()).into_owned();
+            if !own.contains(&a) {
+                own.push(a);
+            }
+        }
+        own
+    }
 }
 
 /// `[metrics]`.
@@ -326,7 +340,7 @@ pub struct MetricsConfig {
 }
 
 /// A group of administrators who read notifications in one language.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecipientGroup {
     /// Optional name for logs.
