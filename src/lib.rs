@@ -12,6 +12,9 @@
 //!   that name the culprit's path; secrets from the environment or files. Imports only `event`.
 //! - [`telemetry`]: the metrics registry and the helpers each module uses to declare its
 //!   metrics (bounded labels, pre-created at zero).
+//! - [`deliver`]: the bounded outbox and our own SMTP connection pool (nodelay sockets under
+//!   lettre, STARTTLS/implicit TLS, AUTH), retry with backoff, circuit breaker, per-recipient
+//!   completions; or the `file` transport. Imports only `config` and `telemetry`.
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
 //!   the contract's key; also what the integration tests and fixture generator use.
 //!
@@ -20,6 +23,7 @@
 //! `rules`, `state`, `telemetry`, `app`) land with their issues.
 
 pub mod config;
+pub mod deliver;
 pub mod event;
 pub mod produce;
 pub mod telemetry;
