@@ -71,6 +71,9 @@ impl Drop for Admission {
     }
 }
 
+/// The envelope of one attempt: the sender (`None` = `<>`) and each recipient as given and parsed.
+pub(crate) type Envelope = (Option<Address>, Vec<(String, Address)>);
+
 /// One notification in the outbox and where each of its recipients stands.
 pub(crate) struct Job {
     pub(crate) out: Outgoing,
@@ -110,7 +113,7 @@ impl Job {
 
     /// The parsed envelope of this attempt: the sender and the pending recipients whose address
     /// parses (the others fail permanently here). `None` when nothing is left to send.
-    pub(crate) fn envelope(&mut self) -> Option<(Option<Address>, Vec<(String, Address)>)> {
+    pub(crate) fn envelope(&mut self) -> Option<Envelope> {
         let from = match self.out.envelope_from.as_deref() {
             None => None,
             Some(s) if s.trim().is_empty() || s.trim() == "<>" => None,

@@ -301,9 +301,13 @@ impl Session {
             job.fail_these(&in_tx, &e);
             return e.breaks_connection() || self.reset().await;
         }
+        // lettre always appends CRLF "." CRLF; a message that ends with its own CRLF would get
+        // an extra empty line, so that CRLF is left to lettre and the relay stores the bytes
+        // exactly as given. (A message without a final CRLF gets one: SMTP requires it.)
+        let body = bytes.strip_suffix(b"\r\n").unwrap_or(&bytes);
         // Body and terminator leave in one write (see `wire`): no delayed-ACK stall.
         self.ctl.cork_message();
-        let sent = timeout(self.command_timeout, self.conn.message(&bytes)).await;
+        let sent = timeout(self.command_timeout, self.conn.message(body)).await;
         self.ctl.uncork();
         match sent {
             Ok(Ok(_)) => {
