@@ -104,6 +104,16 @@ fn ticket_of(dump: &SinkMessage) -> u64 {
         .unwrap_or_else(|| panic!("no X-Ticket in {}", dump.path.display()))
 }
 
+/// Waits until the sink dumped `n` messages, then checks them with `assert_each_once`.
+async fn assert_delivered_once(sink: &SmtpSink, n: u64) {
+    rig::wait_until(Duration::from_secs(10), || {
+        (sink.messages().len() >= n as usize).then_some(())
+    })
+    .await
+    .expect("all dumped");
+    assert_each_once(sink, n);
+}
+
 /// Every ticket in `0..n` was dumped exactly once, with its envelope and its bytes.
 fn assert_each_once(sink: &SmtpSink, n: u64) {
     let dumps = sink.messages();
@@ -173,12 +183,7 @@ async fn a_thousand_notifications_arrive_once_each_byte_identical() {
     let completions = collect(&mut rx, n as usize, Duration::from_secs(60)).await;
     producer.await.unwrap();
     assert_all_accepted(&completions, n);
-    rig::wait_until(Duration::from_secs(10), || {
-        (sink.messages().len() >= n as usize).then_some(())
-    })
-    .await
-    .expect("all dumped");
-    assert_each_once(&sink, n);
+    assert_delivered_once(&sink, n).await;
     assert_no_delayed_ack_stall(&outbox);
     // The per-connection cap: 1000 messages at most 100 per connection.
     assert!(
@@ -240,12 +245,7 @@ async fn healthy_after_a_faulty_phase(phase1_flags: &[&str], n: u64) {
     let sink = SmtpSink::start_on(port, &[]);
     let completions = collect(&mut rx, n as usize, Duration::from_secs(30)).await;
     assert_all_accepted(&completions, n);
-    rig::wait_until(Duration::from_secs(10), || {
-        (sink.messages().len() >= n as usize).then_some(())
-    })
-    .await
-    .expect("all dumped");
-    assert_each_once(&sink, n);
+    assert_delivered_once(&sink, n).await;
     outbox.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -325,12 +325,7 @@ async fn random_delays_lose_nothing_and_duplicate_nothing() {
     submit_all(&outbox, n).await;
     let completions = collect(&mut rx, n as usize, Duration::from_secs(60)).await;
     assert_all_accepted(&completions, n);
-    rig::wait_until(Duration::from_secs(10), || {
-        (sink.messages().len() >= n as usize).then_some(())
-    })
-    .await
-    .expect("all dumped");
-    assert_each_once(&sink, n);
+    assert_delivered_once(&sink, n).await;
     outbox.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -409,12 +404,7 @@ async fn relay_absent_for_a_minute_loses_nothing_bounds_the_outbox_and_opens_the
             "mailgate_notify_smtp_breaker_transitions_total{to=\"closed\"}"
         ) >= 1.0
     );
-    rig::wait_until(Duration::from_secs(10), || {
-        (sink.messages().len() >= n as usize).then_some(())
-    })
-    .await
-    .expect("all dumped");
-    assert_each_once(&sink, n);
+    assert_delivered_once(&sink, n).await;
     outbox.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -73,30 +73,57 @@ async fn next(rx: &mut Receiver<Completion>, within: Duration) -> Completion {
         .expect("channel open")
 }
 
-async fn delivers_over_starttls_with(mechanism: &str) {
+/// One notification sent through a relay in `mode` that requires AUTH (user `notify`, password
+/// `s3cret`) with `mechanisms`, by an outbox that trusts the relay's self-signed certificate
+/// through `ca_file` and logs in with `password`.
+struct Sent {
+    relay: Aiosmtpd,
+    outbox: deliver::Outbox,
+    completion: Completion,
+    bytes: Arc<[u8]>,
+    _cert: TestCert,
+}
+
+async fn send_one_authenticated(
+    mode: &str,
+    tls: TlsMode,
+    mechanisms: &str,
+    password: &str,
+) -> Sent {
     let cert = TestCert::generate();
     let relay = Aiosmtpd::start(&Setup {
-        mode: "starttls",
+        mode,
         cert: Some(&cert),
         auth: Some(("notify", "s3cret")),
-        mechanisms: mechanism,
+        mechanisms,
     });
-    let cfg = with_auth(
-        config(relay.port(), TlsMode::Starttls),
-        &cert,
-        "notify",
-        "s3cret",
-    );
-    let registry = prometheus::Registry::new();
-    let (outbox, mut rx) = deliver::start(&cfg, &registry).unwrap();
+    let cfg = with_auth(config(relay.port(), tls), &cert, "notify", password);
+    let (outbox, mut rx) = deliver::start(&cfg, &prometheus::Registry::new()).unwrap();
     let out = outgoing(1, &["admin@example.com", "oncall@example.com"]);
     let bytes = out.bytes.clone();
     outbox.submit(out).await;
-    let c = next(&mut rx, Duration::from_secs(20)).await;
+    let completion = next(&mut rx, Duration::from_secs(20)).await;
+    assert!(rx.try_recv().is_err(), "exactly one completion");
+    Sent {
+        relay,
+        outbox,
+        completion,
+        bytes,
+        _cert: cert,
+    }
+}
+
+/// Delivered to both recipients over TLS after AUTH, byte for byte, in one write per message.
+async fn assert_delivered(sent: Sent) {
+    let c = &sent.completion;
     assert_eq!(c.ticket, 1);
-    assert_eq!(c.accepted, ["admin@example.com", "oncall@example.com"]);
+    assert_eq!(
+        c.accepted,
+        ["admin@example.com", "oncall@example.com"],
+        "{c:?}"
+    );
     assert!(c.rejected.is_empty(), "{:?}", c.rejected);
-    let stored = relay.messages();
+    let stored = sent.relay.messages();
     assert_eq!(stored.len(), 1);
     let s = &stored[0];
     assert!(s.tls && s.authenticated);
@@ -104,78 +131,46 @@ async fn delivers_over_starttls_with(mechanism: &str) {
     assert_eq!(s.rcpt_tos, ["admin@example.com", "oncall@example.com"]);
     assert_eq!(
         String::from_utf8_lossy(&s.bytes),
-        String::from_utf8_lossy(&bytes)
+        String::from_utf8_lossy(&sent.bytes)
     );
-    assert_eq!(s.bytes, &bytes[..], "byte-identical");
-    let w = outbox.wire_stats();
+    assert_eq!(s.bytes, &sent.bytes[..], "byte-identical");
+    let w = sent.outbox.wire_stats();
     assert_eq!(w.connections, w.connections_nodelay);
     assert_eq!(
         w.messages_one_write, w.messages,
         "body and terminator in one write under TLS"
     );
-    outbox.shutdown(Duration::from_secs(5)).await;
+    sent.outbox.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn starttls_with_auth_plain_and_the_ca_file_delivers_byte_identical() {
-    delivers_over_starttls_with("PLAIN").await;
+    assert_delivered(
+        send_one_authenticated("starttls", TlsMode::Starttls, "PLAIN", "s3cret").await,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn starttls_with_auth_login_and_the_ca_file_delivers_byte_identical() {
-    delivers_over_starttls_with("LOGIN").await;
+    assert_delivered(
+        send_one_authenticated("starttls", TlsMode::Starttls, "LOGIN", "s3cret").await,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn implicit_tls_with_auth_delivers_byte_identical() {
-    let cert = TestCert::generate();
-    let relay = Aiosmtpd::start(&Setup {
-        mode: "tls",
-        cert: Some(&cert),
-        auth: Some(("notify", "s3cret")),
-        mechanisms: "PLAIN,LOGIN",
-    });
-    let cfg = with_auth(
-        config(relay.port(), TlsMode::Tls),
-        &cert,
-        "notify",
-        "s3cret",
-    );
-    let (outbox, mut rx) = deliver::start(&cfg, &prometheus::Registry::new()).unwrap();
-    let out = outgoing(7, &["admin@example.com"]);
-    let bytes = out.bytes.clone();
-    outbox.submit(out).await;
-    let c = next(&mut rx, Duration::from_secs(20)).await;
-    assert_eq!(c.accepted, ["admin@example.com"], "{c:?}");
-    let stored = relay.messages();
-    assert_eq!(stored.len(), 1);
-    assert!(stored[0].tls && stored[0].authenticated);
-    assert_eq!(stored[0].bytes, &bytes[..]);
-    let w = outbox.wire_stats();
-    assert_eq!(w.messages_one_write, w.messages);
-    outbox.shutdown(Duration::from_secs(5)).await;
+    assert_delivered(send_one_authenticated("tls", TlsMode::Tls, "PLAIN,LOGIN", "s3cret").await)
+        .await;
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_a_permanent_error_naming_the_cause() {
-    let cert = TestCert::generate();
-    let relay = Aiosmtpd::start(&Setup {
-        mode: "starttls",
-        cert: Some(&cert),
-        auth: Some(("notify", "s3cret")),
-        mechanisms: "PLAIN,LOGIN",
-    });
-    let cfg = with_auth(
-        config(relay.port(), TlsMode::Starttls),
-        &cert,
-        "notify",
-        "wrong",
-    );
-    let (outbox, mut rx) = deliver::start(&cfg, &prometheus::Registry::new()).unwrap();
-    outbox.submit(outgoing(3, &["admin@example.com"])).await;
-    let c = next(&mut rx, Duration::from_secs(20)).await;
+    let sent = send_one_authenticated("starttls", TlsMode::Starttls, "PLAIN,LOGIN", "wrong").await;
+    let c = &sent.completion;
     assert!(c.accepted.is_empty());
-    assert_eq!(c.rejected.len(), 1);
+    assert_eq!(c.rejected.len(), 2, "each recipient reported");
     let e = &c.rejected[0].error;
     assert!(!e.is_retryable());
     assert_eq!(e.reply_code(), Some(535));
@@ -192,8 +187,8 @@ async fn a_wrong_password_is_a_permanent_error_naming_the_cause() {
     let text = e.to_string();
     assert!(text.contains("AUTH") && text.contains("535"), "{text}");
     assert!(text.contains("password"), "{text}");
-    assert!(relay.messages().is_empty());
-    outbox.shutdown(Duration::from_secs(5)).await;
+    assert!(sent.relay.messages().is_empty());
+    sent.outbox.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

@@ -1025,15 +1025,7 @@ impl Config {
             }
         }
         let r = &s.retry;
-        if r.initial.is_zero() {
-            problems.push(problem("smtp.retry.initial", "must be positive"));
-        }
-        if r.max < r.initial {
-            problems.push(problem(
-                "smtp.retry.max",
-                "must be at least smtp.retry.initial",
-            ));
-        }
+        validate_interval(problems, "smtp.retry", r.initial, r.max);
         if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
             problems.push(problem("smtp.retry.multiplier", "must be a number ≥ 1"));
         }
@@ -1044,15 +1036,7 @@ impl Config {
         if b.failures == 0 {
             problems.push(problem("smtp.breaker.failures", "must be at least 1"));
         }
-        if b.initial.is_zero() {
-            problems.push(problem("smtp.breaker.initial", "must be positive"));
-        }
-        if b.max < b.initial {
-            problems.push(problem(
-                "smtp.breaker.max",
-                "must be at least smtp.breaker.initial",
-            ));
-        }
+        validate_interval(problems, "smtp.breaker", b.initial, b.max);
     }
 
     fn validate_notifications(&self, problems: &mut Vec<Problem>) {
@@ -1221,6 +1205,19 @@ fn read_secret(
             ));
             None
         }
+    }
+}
+
+/// `<section>.initial` must be positive and `<section>.max` at least as long.
+fn validate_interval(problems: &mut Vec<Problem>, section: &str, initial: Duration, max: Duration) {
+    if initial.is_zero() {
+        problems.push(problem(format!("{section}.initial"), "must be positive"));
+    }
+    if max < initial {
+        problems.push(problem(
+            format!("{section}.max"),
+            format!("must be at least {section}.initial"),
+        ));
     }
 }
 

@@ -132,21 +132,12 @@ impl Connector {
                 return Err(DeliverError::StarttlsUnavailable);
             }
             if let Some(params) = &self.starttls {
-                match timeout(
+                timed(
                     self.command_timeout,
+                    Stage::Starttls,
                     conn.starttls(params.clone(), &self.client_id),
                 )
-                .await
-                {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(DeliverError::from_lettre(Stage::Starttls, &e)),
-                    Err(_) => {
-                        return Err(DeliverError::Timeout {
-                            stage: Stage::Starttls,
-                            after: self.command_timeout,
-                        })
-                    }
-                }
+                .await?;
             }
         }
         if let Some(creds) = &self.credentials {
@@ -155,21 +146,17 @@ impl Connector {
                 let _ = timeout(self.command_timeout, conn.quit()).await;
                 return Err(DeliverError::AuthUnavailable { offered });
             }
-            match timeout(self.command_timeout, conn.auth(&MECHANISMS, creds)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    let err = DeliverError::from_lettre(Stage::Auth, &e);
-                    if !err.breaks_connection() {
-                        let _ = timeout(self.command_timeout, conn.quit()).await;
-                    }
-                    return Err(err);
+            let authed = timed(
+                self.command_timeout,
+                Stage::Auth,
+                conn.auth(&MECHANISMS, creds),
+            )
+            .await;
+            if let Err(e) = authed {
+                if !e.breaks_connection() {
+                    let _ = timeout(self.command_timeout, conn.quit()).await;
                 }
-                Err(_) => {
-                    return Err(DeliverError::Timeout {
-                        stage: Stage::Auth,
-                        after: self.command_timeout,
-                    })
-                }
+                return Err(e);
             }
         }
         Ok((conn, ctl))
@@ -213,14 +200,9 @@ impl Session {
     }
 
     async fn cmd<C: Display>(&mut self, c: C, stage: Stage) -> Result<(), DeliverError> {
-        match timeout(self.command_timeout, self.conn.command(c)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(DeliverError::from_lettre(stage, &e)),
-            Err(_) => Err(DeliverError::Timeout {
-                stage,
-                after: self.command_timeout,
-            }),
-        }
+        timed(self.command_timeout, stage, self.conn.command(c))
+            .await
+            .map(drop)
     }
 
     /// After a refused MAIL/RCPT/DATA the transaction is reset; if even that fails the
@@ -245,38 +227,40 @@ impl Session {
         let Some((from, rcpts)) = job.envelope() else {
             return false;
         };
-        let mut params = Vec::new();
         let ascii = |a: &Address| AsRef::<str>::as_ref(a).is_ascii();
-        let non_ascii =
+        let non_ascii_address =
             from.as_ref().is_some_and(|a| !ascii(a)) || rcpts.iter().any(|(_, a)| !ascii(a));
-        if non_ascii {
-            if !self
-                .conn
-                .server_info()
-                .supports_feature(Extension::SmtpUtfEight)
-            {
-                job.fail_all_pending(&DeliverError::Unsupported {
-                    extension: "SMTPUTF8",
-                    why: "an envelope address is not ASCII",
-                });
-                return false;
-            }
-            params.push(MailParameter::SmtpUtfEight);
-        }
         let bytes = job.out.bytes.clone();
-        if !bytes.is_ascii() {
-            if !self
-                .conn
-                .server_info()
-                .supports_feature(Extension::EightBitMime)
-            {
+        // The extensions this message needs, checked against what the relay announced.
+        let needs = [
+            (
+                non_ascii_address,
+                Extension::SmtpUtfEight,
+                MailParameter::SmtpUtfEight,
+                "SMTPUTF8",
+                "an envelope address is not ASCII",
+            ),
+            (
+                !bytes.is_ascii(),
+                Extension::EightBitMime,
+                MailParameter::Body(MailBodyParameter::EightBitMime),
+                "8BITMIME",
+                "the message contains 8-bit bytes",
+            ),
+        ];
+        let mut params = Vec::new();
+        for (needed, extension, param, name, why) in needs {
+            if !needed {
+                continue;
+            }
+            if !self.conn.server_info().supports_feature(extension) {
                 job.fail_all_pending(&DeliverError::Unsupported {
-                    extension: "8BITMIME",
-                    why: "the message contains 8-bit bytes",
+                    extension: name,
+                    why,
                 });
                 return false;
             }
-            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+            params.push(param);
         }
 
         if let Err(e) = self.cmd(Mail::new(from, params), Stage::MailFrom).await {
@@ -307,29 +291,41 @@ impl Session {
         let body = bytes.strip_suffix(b"\r\n").unwrap_or(&bytes);
         // Body and terminator leave in one write (see `wire`): no delayed-ACK stall.
         self.ctl.cork_message();
-        let sent = timeout(self.command_timeout, self.conn.message(body)).await;
+        let sent = timed(
+            self.command_timeout,
+            Stage::EndOfData,
+            self.conn.message(body),
+        )
+        .await;
         self.ctl.uncork();
         match sent {
-            Ok(Ok(_)) => {
+            Ok(_) => {
                 job.accept(&in_tx);
                 false
             }
-            Ok(Err(e)) => {
-                // After the terminator the transaction is over whatever the reply; an
-                // unreadable reply leaves it unknown, and the retry may duplicate (at least once).
-                let e = DeliverError::from_lettre(Stage::EndOfData, &e);
+            Err(e) => {
+                // After the terminator the transaction is over whatever the reply; without a
+                // readable reply its fate is unknown and the retry may duplicate (at least once).
                 job.fail_these(&in_tx, &e);
                 e.breaks_connection()
             }
-            Err(_) => {
-                let e = DeliverError::Timeout {
-                    stage: Stage::EndOfData,
-                    after: self.command_timeout,
-                };
-                job.fail_these(&in_tx, &e);
-                true
-            }
         }
+    }
+}
+
+/// Runs one lettre call within `limit`, classifying its error at `stage`.
+async fn timed<T>(
+    limit: Duration,
+    stage: Stage,
+    call: impl std::future::Future<Output = Result<T, lettre::transport::smtp::Error>>,
+) -> Result<T, DeliverError> {
+    match timeout(limit, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(DeliverError::from_lettre(stage, &e)),
+        Err(_) => Err(DeliverError::Timeout {
+            stage,
+            after: limit,
+        }),
     }
 }
 
