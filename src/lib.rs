@@ -24,6 +24,9 @@
 //!   `config`, `telemetry`.
 //! - [`bounce`]: the bounce router — class filter, loop protection against bounces of our own
 //!   notifications, and the burst limit that folds a storm into one summary. Pure, time passed in.
+//! - [`deliver`]: the bounded outbox and our own SMTP connection pool (nodelay sockets under
+//!   lettre, STARTTLS/implicit TLS, AUTH), retry with backoff, circuit breaker, per-recipient
+//!   completions; or the `file` transport. Imports only `config` and `telemetry`.
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
 //!   the contract's key; also what the integration tests and fixture generator use.
 //!
@@ -33,6 +36,7 @@
 
 pub mod bounce;
 pub mod config;
+pub mod deliver;
 pub mod event;
 pub mod ingest;
 pub mod produce;

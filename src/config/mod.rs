@@ -243,6 +243,9 @@ pub struct SmtpConfig {
     /// Backoff of transient failures.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Circuit breaker in front of connection attempts.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
     /// The SMTP password, resolved at load; never from the TOML.
     #[serde(skip)]
     pub password: Option<Secret>,
@@ -264,6 +267,22 @@ pub struct RetryConfig {
     /// Random spread, 0..=1, as a fraction of the delay.
     #[serde(default = "default_retry_jitter")]
     pub jitter: f64,
+}
+
+/// `[smtp.breaker]`: after `failures` consecutive failed connection attempts no connection is
+/// tried for `initial`, doubling after each failed probe up to `max`; the first success closes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive failed connection attempts that open the breaker.
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    /// First open interval.
+    #[serde(default = "default_breaker_initial", with = "types::duration")]
+    pub initial: Duration,
+    /// Longest open interval.
+    #[serde(default = "default_breaker_max", with = "types::duration")]
+    pub max: Duration,
 }
 
 /// The envelope sender: an address or the null sender `<>`.
@@ -645,6 +664,15 @@ fn default_retry_multiplier() -> f64 {
 fn default_retry_jitter() -> f64 {
     0.2
 }
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_initial() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_breaker_max() -> Duration {
+    Duration::from_secs(60)
+}
 fn default_metrics_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9898))
 }
@@ -703,6 +731,7 @@ default_from_serde!(
     TopicsConfig,
     SmtpConfig,
     RetryConfig,
+    BreakerConfig,
     MetricsConfig,
     ApplicationConfig,
     BounceConfig,
@@ -1010,21 +1039,18 @@ impl Config {
             }
         }
         let r = &s.retry;
-        if r.initial.is_zero() {
-            problems.push(problem("smtp.retry.initial", "must be positive"));
-        }
-        if r.max < r.initial {
-            problems.push(problem(
-                "smtp.retry.max",
-                "must be at least smtp.retry.initial",
-            ));
-        }
+        validate_interval(problems, "smtp.retry", r.initial, r.max);
         if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
             problems.push(problem("smtp.retry.multiplier", "must be a number ≥ 1"));
         }
         if !(0.0..=1.0).contains(&r.jitter) {
             problems.push(problem("smtp.retry.jitter", "must be between 0 and 1"));
         }
+        let b = &s.breaker;
+        if b.failures == 0 {
+            problems.push(problem("smtp.breaker.failures", "must be at least 1"));
+        }
+        validate_interval(problems, "smtp.breaker", b.initial, b.max);
     }
 
     fn validate_notifications(&self, problems: &mut Vec<Problem>) {
@@ -1193,6 +1219,19 @@ fn read_secret(
             ));
             None
         }
+    }
+}
+
+/// `<section>.initial` must be positive and `<section>.max` at least as long.
+fn validate_interval(problems: &mut Vec<Problem>, section: &str, initial: Duration, max: Duration) {
+    if initial.is_zero() {
+        problems.push(problem(format!("{section}.initial"), "must be positive"));
+    }
+    if max < initial {
+        problems.push(problem(
+            format!("{section}.max"),
+            format!("must be at least {section}.initial"),
+        ));
     }
 }
 
