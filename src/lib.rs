@@ -12,6 +12,9 @@
 //!   that name the culprit's path; secrets from the environment or files. Imports only `event`.
 //! - [`telemetry`]: the metrics registry and the helpers each module uses to declare its
 //!   metrics (bounded labels, pre-created at zero).
+//! - [`aggregate`]: application notifications (DESIGN §3.1) — the pure per-cluster error
+//!   state, the midnight digest and throttled change decisions, one scheduler for all
+//!   clusters' deadlines. Imports only `event`, `config` and `telemetry`.
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
 //!   the contract's key; also what the integration tests and fixture generator use.
 //!
@@ -19,6 +22,7 @@
 //! The pipeline modules of DESIGN §5 (`ingest`, `deliver`, `render`, `aggregate`, `bounce`,
 //! `rules`, `state`, `telemetry`, `app`) land with their issues.
 
+pub mod aggregate;
 pub mod config;
 pub mod event;
 pub mod produce;
