@@ -27,13 +27,16 @@
 //! - [`deliver`]: the bounded outbox and our own SMTP connection pool (nodelay sockets under
 //!   lettre, STARTTLS/implicit TLS, AUTH), retry with backoff, circuit breaker, per-recipient
 //!   completions; or the `file` transport. Imports only `config` and `telemetry`.
+//! - [`aggregate`]: application notifications (DESIGN §3.1) — the pure per-cluster error
+//!   state, the midnight digest and throttled change decisions, one scheduler for all
+//!   clusters' deadlines. Imports only `event`, `config` and `telemetry`.
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
 //!   the contract's key; also what the integration tests and fixture generator use.
 //!
 //! `main.rs` is the CLI (clap): `run`, `demo`, `check-config`, `render`, `produce`, `encode`.
 //! The pipeline modules of DESIGN §5 (`ingest`, `deliver`, `render`, `aggregate`, `bounce`,
 //! `rules`, `state`, `telemetry`, `app`) land with their issues.
-
+pub mod aggregate;
 pub mod bounce;
 pub mod config;
 pub mod deliver;
