@@ -59,7 +59,11 @@ const METRICS: &[Metric] = &[
         Type::Counter,
         &["kind", "group"],
     ),
-    metric("notifications_sent_total", Type::Counter, &["kind", "group"]),
+    metric(
+        "notifications_sent_total",
+        Type::Counter,
+        &["kind", "group"],
+    ),
     metric(
         "notifications_failed_total",
         Type::Counter,
@@ -212,7 +216,11 @@ fn load_config(text: &str, base: &Path, what: &str) -> Config {
 /// The compose file's config, as its instances mount it.
 fn compose_config() -> Config {
     let path = deploy("compose/mailgate-notify.toml");
-    load_config(&read(&path), path.parent().unwrap(), "deploy/compose/mailgate-notify.toml")
+    load_config(
+        &read(&path),
+        path.parent().unwrap(),
+        "deploy/compose/mailgate-notify.toml",
+    )
 }
 
 /// The ConfigMap's embedded config.
@@ -325,7 +333,10 @@ fn check_promql(
             .find(|c: char| !is_ident(c))
             .map_or(text.len(), |e| start + e);
         from = end;
-        let boundary = text[..start].chars().next_back().is_none_or(|c| !is_ident(c));
+        let boundary = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_ident(c));
         let full = &text[start..end];
         let name = &full[PREFIX.len()..];
         if !boundary || name.is_empty() {
@@ -336,7 +347,9 @@ fn check_promql(
             .find(|m| m.kind == Type::Histogram && m.name == name);
         let Some((m, suffix)) = lookup(name).or(bare_histogram.filter(|_| prose).map(|m| (m, "")))
         else {
-            problems.push(format!("{origin}: {full} is not a metric the service registers"));
+            problems.push(format!(
+                "{origin}: {full} is not a metric the service registers"
+            ));
             continue;
         };
         used.insert(m.name);
@@ -365,14 +378,18 @@ fn check_promql(
                     ));
                 }
                 if label == "job" && !value.starts_with('$') && value != JOB {
-                    problems.push(format!("{origin}: {full} selects job {value:?}, not {JOB:?}"));
+                    problems.push(format!(
+                        "{origin}: {full} selects job {value:?}, not {JOB:?}"
+                    ));
                 }
                 if m.name == "notifications_failed_total"
                     && label == "reason"
                     && matcher[op_at..].starts_with("=\"")
                     && !FAILED_REASONS.contains(&value)
                 {
-                    problems.push(format!("{origin}: reason {value:?} is not one of {FAILED_REASONS:?}"));
+                    problems.push(format!(
+                        "{origin}: reason {value:?} is not one of {FAILED_REASONS:?}"
+                    ));
                 }
             }
         }
@@ -383,7 +400,9 @@ fn check_promql(
             let after = from + p + kw.len() - usize::from(kw.ends_with('('));
             for l in grouping_labels(&text[after..]) {
                 if !used.is_empty() && !labels_here.contains(l.as_str()) {
-                    problems.push(format!("{origin}: grouping by {l:?}, which none of its metrics has"));
+                    problems.push(format!(
+                        "{origin}: grouping by {l:?}, which none of its metrics has"
+                    ));
                 }
             }
             from = after;
@@ -475,7 +494,11 @@ fn metric_reference_list_follows_the_naming_rules() {
             Type::Gauge => assert!(!m.name.ends_with("_total"), "gauge {}", m.name),
         }
         for l in m.labels {
-            assert!(!TARGET_LABELS.contains(l) && *l != "le", "{}: label {l}", m.name);
+            assert!(
+                !TARGET_LABELS.contains(l) && *l != "le",
+                "{}: label {l}",
+                m.name
+            );
         }
     }
 }
@@ -484,7 +507,10 @@ fn metric_reference_list_follows_the_naming_rules() {
 fn every_yaml_file_under_deploy_parses() {
     let mut files = Vec::new();
     files_under(&root().join("deploy"), &["yaml", "yml"], &mut files);
-    assert!(files.len() >= 15, "expected the deploy/ YAML files, found {files:?}");
+    assert!(
+        files.len() >= 15,
+        "expected the deploy/ YAML files, found {files:?}"
+    );
     for f in &files {
         let docs = yaml_docs(f);
         assert!(!docs.is_empty(), "{} is empty", f.display());
@@ -519,13 +545,21 @@ fn kustomization_lists_every_manifest() {
 #[test]
 fn dashboard_uses_every_registered_metric_and_nothing_else() {
     let d = dashboard();
-    assert_eq!(d["uid"], "mailgate-notify", "a stable uid keeps links working");
+    assert_eq!(
+        d["uid"], "mailgate-notify",
+        "a stable uid keeps links working"
+    );
     let mut strings = Vec::new();
     json_strings(&d, "$", &mut strings);
     let mut problems = Vec::new();
     let mut used = BTreeSet::new();
     for (path, text) in &strings {
-        used.extend(check_promql(text, &format!("dashboard {path}"), false, &mut problems));
+        used.extend(check_promql(
+            text,
+            &format!("dashboard {path}"),
+            false,
+            &mut problems,
+        ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let missing: Vec<_> = METRICS
@@ -533,7 +567,10 @@ fn dashboard_uses_every_registered_metric_and_nothing_else() {
         .map(|m| m.name)
         .filter(|n| !used.contains(n))
         .collect();
-    assert!(missing.is_empty(), "the dashboard shows no panel for {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "the dashboard shows no panel for {missing:?}"
+    );
 }
 
 #[test]
@@ -605,7 +642,10 @@ fn dashboard_queries_are_valid_promql() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("dashboard.yaml"), rules).unwrap();
     let out = promtool(&["check", "rules", "dashboard.yaml"], dir.path());
-    assert!(out.contains(&format!("{} rules found", exprs.len())), "{out}");
+    assert!(
+        out.contains(&format!("{} rules found", exprs.len())),
+        "{out}"
+    );
 }
 
 #[test]
@@ -618,7 +658,9 @@ fn grafana_provisioning_matches_the_compose_mounts() {
     let var = &d["templating"]["list"][0];
     assert_eq!(var["current"]["value"], s(source, &["uid"]).as_str());
 
-    let prov = yaml(&deploy("grafana/provisioning/dashboards/mailgate-notify.yaml"));
+    let prov = yaml(&deploy(
+        "grafana/provisioning/dashboards/mailgate-notify.yaml",
+    ));
     let path = s(&seq(&prov, &["providers"])[0], &["options", "path"]);
     let compose = yaml(&deploy("compose.yaml"));
     let volumes: Vec<String> = seq(&compose, &["services", "grafana", "volumes"])
@@ -655,7 +697,9 @@ fn alerts_name_registered_metrics_and_have_severity_summary_and_runbook() {
             }
         }
         if !readme.contains(&format!("`{name}`")) {
-            problems.push(format!("alert {name}: no runbook entry in deploy/README.md"));
+            problems.push(format!(
+                "alert {name}: no runbook entry in deploy/README.md"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -699,7 +743,12 @@ fn prometheus_rule_carries_the_groups_of_alerts_yaml() {
 #[test]
 fn readme_names_only_registered_metrics() {
     let mut problems = Vec::new();
-    check_promql(&read(&deploy("README.md")), "deploy/README.md", true, &mut problems);
+    check_promql(
+        &read(&deploy("README.md")),
+        "deploy/README.md",
+        true,
+        &mut problems,
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -714,7 +763,10 @@ fn configmap_holds_a_valid_config_that_only_references_secrets() {
     let cm = k8s("configmap.yaml", "ConfigMap");
     let text = s(&cm, &["data", "mailgate-notify.toml"]);
     for word in ["password =", "password=", "sasl.password"] {
-        assert!(!text.contains(word), "the ConfigMap must not hold a secret ({word})");
+        assert!(
+            !text.contains(word),
+            "the ConfigMap must not hold a secret ({word})"
+        );
     }
     // The referenced secret files are the items of the Deployment's Secret volume.
     let dep = k8s("deployment.yaml", "Deployment");
@@ -741,7 +793,11 @@ fn configmap_holds_a_valid_config_that_only_references_secrets() {
         ),
     ] {
         let file = file.unwrap_or_else(|| panic!("{key} is not set"));
-        assert!(items.contains(file), "{key} = {} is not mounted: {items:?}", file.display());
+        assert!(
+            items.contains(file),
+            "{key} = {} is not mounted: {items:?}",
+            file.display()
+        );
     }
 }
 
@@ -762,8 +818,14 @@ fn deployment_is_hardened_and_probes_the_configured_port() {
 
     let c = &seq(pod, &["containers"])[0];
     assert_eq!(s(c, &["securityContext", "readOnlyRootFilesystem"]), "true");
-    assert_eq!(s(c, &["securityContext", "allowPrivilegeEscalation"]), "false");
-    assert_eq!(s(c, &["securityContext", "capabilities", "drop", "0"]), "ALL");
+    assert_eq!(
+        s(c, &["securityContext", "allowPrivilegeEscalation"]),
+        "false"
+    );
+    assert_eq!(
+        s(c, &["securityContext", "capabilities", "drop", "0"]),
+        "ALL"
+    );
     for kind in ["requests", "limits"] {
         for res in ["cpu", "memory"] {
             assert!(!s(c, &["resources", kind, res]).is_empty(), "{kind}.{res}");
@@ -812,7 +874,10 @@ fn deployment_is_hardened_and_probes_the_configured_port() {
         s(&cm, &["metadata", "name"])
     );
     let file = config_path.file_name().unwrap().to_str().unwrap();
-    assert!(at(&cm, &["data"]).get(file).is_some(), "ConfigMap key {file}");
+    assert!(
+        at(&cm, &["data"]).get(file).is_some(),
+        "ConfigMap key {file}"
+    );
     // KEDA owns the count: an apply must not reset it.
     assert!(at(&dep, &["spec"]).get("replicas").is_none());
 }
@@ -833,14 +898,22 @@ fn service_pdb_and_autoscaler_select_the_deployment_and_its_group() {
     selects_pods(at(&dep, &["spec", "selector", "matchLabels"]), "Deployment");
     let svc = k8s("service.yaml", "Service");
     selects_pods(at(&svc, &["spec", "selector"]), "Service");
-    assert_eq!(s(&svc, &["metadata", "name"]), JOB, "the job label comes from it");
+    assert_eq!(
+        s(&svc, &["metadata", "name"]),
+        JOB,
+        "the job label comes from it"
+    );
     assert_eq!(s(&svc, &["spec", "ports", "0", "name"]), "metrics");
     let pdb = k8s("pdb.yaml", "PodDisruptionBudget");
     selects_pods(at(&pdb, &["spec", "selector", "matchLabels"]), "PDB");
     let sm = k8s("servicemonitor.yaml", "ServiceMonitor");
     let svc_labels = string_map(at(&svc, &["metadata", "labels"]));
     for (k, v) in string_map(at(&sm, &["spec", "selector", "matchLabels"])) {
-        assert_eq!(svc_labels.get(&k), Some(&v), "ServiceMonitor selects {k}={v}");
+        assert_eq!(
+            svc_labels.get(&k),
+            Some(&v),
+            "ServiceMonitor selects {k}={v}"
+        );
     }
     assert_eq!(s(&sm, &["spec", "endpoints", "0", "port"]), "metrics");
 
@@ -848,14 +921,20 @@ fn service_pdb_and_autoscaler_select_the_deployment_and_its_group() {
     assert_eq!(s(&so, &["spec", "scaleTargetRef", "name"]), name);
     assert_eq!(s(&so, &["spec", "scaleTargetRef", "kind"]), "Deployment");
     let min = u64_at(&so, &["spec", "minReplicaCount"]);
-    assert!(min >= 1, "never scale to zero: the digest timers live in the members");
+    assert!(
+        min >= 1,
+        "never scale to zero: the digest timers live in the members"
+    );
     assert!(u64_at(&so, &["spec", "maxReplicaCount"]) >= min);
     let mut topics = BTreeSet::new();
     let auth = k8s("scaledobject.yaml", "TriggerAuthentication");
     for t in seq(&so, &["spec", "triggers"]) {
         assert_eq!(s(t, &["type"]), "kafka");
         assert_eq!(s(t, &["metadata", "consumerGroup"]), config.kafka.group_id);
-        assert_eq!(s(t, &["metadata", "bootstrapServers"]), config.kafka.brokers);
+        assert_eq!(
+            s(t, &["metadata", "bootstrapServers"]),
+            config.kafka.brokers
+        );
         assert_eq!(s(t, &["metadata", "offsetResetPolicy"]), "earliest");
         assert_eq!(
             s(t, &["authenticationRef", "name"]),
@@ -942,7 +1021,11 @@ fn compose_runs_two_instances_in_one_group_with_the_config_mounted() {
             "service_completed_successfully"
         );
     }
-    assert_eq!(groups.len(), 1, "both instances in one consumer group: {groups:?}");
+    assert_eq!(
+        groups.len(),
+        1,
+        "both instances in one consumer group: {groups:?}"
+    );
 
     // Prometheus scrapes both, at the configured port.
     let config = compose_config();
@@ -971,7 +1054,11 @@ fn compose_stack_has_kraft_kafka_with_the_topics_mailpit_prometheus_and_grafana(
     assert!(s(&kafka, &["image"]).starts_with("apache/kafka:"));
     let env = string_map(at(&kafka, &["environment"]));
     let roles: BTreeSet<&str> = env["KAFKA_PROCESS_ROLES"].split(',').collect();
-    assert_eq!(roles, BTreeSet::from(["broker", "controller"]), "KRaft combined mode");
+    assert_eq!(
+        roles,
+        BTreeSet::from(["broker", "controller"]),
+        "KRaft combined mode"
+    );
     assert!(env.contains_key("KAFKA_CONTROLLER_QUORUM_VOTERS"));
     assert!(
         !env.keys().any(|k| k.contains("ZOOKEEPER")),
@@ -1005,7 +1092,13 @@ fn compose_stack_has_kraft_kafka_with_the_topics_mailpit_prometheus_and_grafana(
             .lines()
             .find(|l| l.contains(&format!("--topic {topic} ")))
             .unwrap();
-        line.split("--partitions ").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
+        line.split("--partitions ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
     };
     assert_eq!(
         partitions(&t.state),
@@ -1099,8 +1192,16 @@ fn dockerfile_builds_in_stages_and_runs_unprivileged_on_a_slim_image() {
         "slim runtime: {from}"
     );
     assert!(!from.contains("rust:"), "no toolchain at run time: {from}");
-    let run = runtime.iter().filter(|i| i.starts_with("RUN ")).cloned().collect::<Vec<_>>().join(" ");
-    assert!(run.contains("libssl3") && run.contains("ca-certificates"), "{run}");
+    let run = runtime
+        .iter()
+        .filter(|i| i.starts_with("RUN "))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        run.contains("libssl3") && run.contains("ca-certificates"),
+        "{run}"
+    );
     let users: Vec<&String> = runtime.iter().filter(|i| i.starts_with("USER ")).collect();
     let user = users.last().expect("a USER in the runtime stage");
     let uid: u32 = user["USER ".len()..]
@@ -1112,19 +1213,31 @@ fn dockerfile_builds_in_stages_and_runs_unprivileged_on_a_slim_image() {
     assert_eq!(uid, 10001);
     let dep = k8s("deployment.yaml", "Deployment");
     assert_eq!(
-        u64_at(&dep, &["spec", "template", "spec", "securityContext", "runAsUser"]),
+        u64_at(
+            &dep,
+            &["spec", "template", "spec", "securityContext", "runAsUser"]
+        ),
         u64::from(uid)
     );
     let config = configmap_config();
     assert!(runtime.contains(&format!("EXPOSE {}", config.metrics.listen.port())));
-    let entry = runtime.iter().find(|i| i.starts_with("ENTRYPOINT ")).unwrap();
+    let entry = runtime
+        .iter()
+        .find(|i| i.starts_with("ENTRYPOINT "))
+        .unwrap();
     assert!(entry.contains("mailgate-notify"));
 
     // The healthcheck (exec form, JSON) probes /healthz on the metrics port.
-    let hc = runtime.iter().find(|i| i.starts_with("HEALTHCHECK ")).expect("HEALTHCHECK");
+    let hc = runtime
+        .iter()
+        .find(|i| i.starts_with("HEALTHCHECK "))
+        .expect("HEALTHCHECK");
     let cmd: Vec<String> = serde_json::from_str(&hc[hc.find('[').unwrap()..]).unwrap();
     assert_eq!(cmd[..2], ["bash", "-c"]);
-    assert!(cmd[2].contains(&format!("/dev/tcp/127.0.0.1/{}", config.metrics.listen.port())));
+    assert!(cmd[2].contains(&format!(
+        "/dev/tcp/127.0.0.1/{}",
+        config.metrics.listen.port()
+    )));
     assert!(cmd[2].contains("GET /healthz HTTP/1.0\\r\\n"));
 
     let ignore = read(&deploy("Dockerfile.dockerignore"));
