@@ -55,7 +55,7 @@ impl AggregateMetrics {
             invalid_zones,
             active_errors: telemetry::gauge(
                 registry,
-                "application_active_errors",
+                "application_errors_active",
                 "Active gateway errors over the clusters owned by this instance.",
             ),
             clusters: telemetry::gauge(

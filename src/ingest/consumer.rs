@@ -62,6 +62,10 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("isolation.level", "read_committed");
+    if !k.librdkafka.contains_key("statistics.interval.ms") {
+        // Feeds the consumer-lag gauge.
+        c.set("statistics.interval.ms", "5000");
+    }
     c
 }
 
@@ -344,7 +348,22 @@ struct Ctx {
     inner: Arc<Inner>,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    /// librdkafka statistics (every `statistics.interval.ms`): the consumer lag per assigned
+    /// partition, as a gauge. Partitions librdkafka does not know the lag of (-1) are skipped.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (name, topic) in &statistics.topics {
+            let Some(idx) = self.inner.topic_idx(name) else { continue };
+            let kind = KINDS[idx as usize].as_str();
+            for (id, p) in &topic.partitions {
+                if p.partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                self.inner.shared.metrics.lag(kind, &id.to_string(), p.consumer_lag);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

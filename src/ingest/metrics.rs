@@ -23,6 +23,7 @@ pub struct IngestMetrics {
     commits: IntCounterVec,
     /// Retries of a record after a retryable error (schema registry unavailable).
     pub retries: IntCounter,
+    lag: prometheus::IntGaugeVec,
 }
 
 impl IngestMetrics {
@@ -110,7 +111,19 @@ impl IngestMetrics {
                 &[&[]],
             )
             .with_label_values(&[] as &[&str]),
+            lag: telemetry::gauge_vec(
+                r,
+                "consumer_lag",
+                "Records behind the end of each assigned input partition (librdkafka statistics).",
+                &["topic", "partition"],
+                &[],
+            ),
         }
+    }
+
+    /// Consumer lag of one partition.
+    pub fn lag(&self, kind: &str, partition: &str, lag: i64) {
+        self.lag.with_label_values(&[kind, partition]).set(lag);
     }
 
     /// A record was consumed.
