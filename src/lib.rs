@@ -12,6 +12,10 @@
 //!   that name the culprit's path; secrets from the environment or files. Imports only `event`.
 //! - [`telemetry`]: the metrics registry and the helpers each module uses to declare its
 //!   metrics (bounded labels, pre-created at zero).
+//! - [`render`]: the templates (Handlebars, strict, compiled at start-up; KSMG `%MACROS%`;
+//!   built-in defaults in en, ru, de, overridable per template from `[templates] dir`), the
+//!   variables of each notification kind, sanitizing of event text, and the MIME message with
+//!   its deterministic ids; never fails (fallback notification). Also the `render` preview.
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
 //!   the contract's key; also what the integration tests and fixture generator use.
 //!
@@ -22,4 +26,5 @@
 pub mod config;
 pub mod event;
 pub mod produce;
+pub mod render;
 pub mod telemetry;
