@@ -30,6 +30,10 @@
 //! - [`aggregate`]: application notifications (DESIGN §3.1) — the pure per-cluster error
 //!   state, the midnight digest and throttled change decisions, one scheduler for all
 //!   clusters' deadlines. Imports only `event`, `config` and `telemetry`.
+//! - [`render`]: the templates (Handlebars, strict, compiled at start-up; KSMG `%MACROS%`;
+//!   built-in defaults in en, ru, de, overridable per template from `[templates] dir`), the
+//!   variables of each notification kind, sanitizing of event text, and the MIME message with
+//!   its deterministic ids; never fails (fallback notification). Also the `render` preview.
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
 //!   the contract's key; also what the integration tests and fixture generator use.
 //!
@@ -43,6 +47,7 @@ pub mod deliver;
 pub mod event;
 pub mod ingest;
 pub mod produce;
+pub mod render;
 pub mod rules;
 pub mod state;
 pub mod telemetry;

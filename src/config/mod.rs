@@ -572,6 +572,13 @@ pub struct TemplatesConfig {
     /// Attacker-controlled values longer than this many characters are cut with a marker.
     #[serde(default = "default_max_value_chars")]
     pub max_value_chars: usize,
+    /// `%PRODUCT_NAME%`: how notifications name the gateway.
+    #[serde(default = "default_product_name")]
+    pub product_name: String,
+    /// Send the HTML part of templates that have one (multipart/alternative); `false`: plain
+    /// text only.
+    #[serde(default = "default_true")]
+    pub html: bool,
 }
 
 /// `[unique_id]`.
@@ -714,6 +721,9 @@ fn default_rule_settings() -> RuleSettings {
 }
 fn default_max_value_chars() -> usize {
     1_000
+}
+fn default_product_name() -> String {
+    "Secure Mail Gateway".into()
 }
 
 macro_rules! default_from_serde {
@@ -925,6 +935,14 @@ impl Config {
         }
         if self.templates.max_value_chars < 16 {
             problems.push(problem("templates.max_value_chars", "must be at least 16"));
+        }
+        if self.templates.product_name.trim().is_empty()
+            || self.templates.product_name.chars().any(char::is_control)
+        {
+            problems.push(problem(
+                "templates.product_name",
+                "must be a non-empty name on one line",
+            ));
         }
     }
 
