@@ -37,10 +37,15 @@
 //! - [`produce`]: the `produce` tool — JSON events in, framed records published to Kafka with
 //!   the contract's key; also what the integration tests and fixture generator use.
 //!
+//! - [`app`]: the wiring — the whole pipeline on one screen: ingest routes records to the three
+//!   deciders, their notices are rendered and dispatched to the outbox, completions settle the
+//!   source records, dead letters and decider state; plus the HTTP listener and the clock.
+//!
 //! `main.rs` is the CLI (clap): `run`, `demo`, `check-config`, `render`, `produce`, `encode`.
 //! The pipeline modules of DESIGN §5 (`ingest`, `deliver`, `render`, `aggregate`, `bounce`,
 //! `rules`, `state`, `telemetry`, `app`) land with their issues.
 pub mod aggregate;
+pub mod app;
 pub mod bounce;
 pub mod config;
 pub mod deliver;

@@ -174,7 +174,19 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config } => Ok(check_config(&config)),
-        Command::Run { .. } => not_landed("run", "the pipeline (issues 3–7)"),
+        Command::Run { config } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    for p in &e.problems {
+                        eprintln!("{p}");
+                    }
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            mailgate_notify::app::run(config, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo => not_landed("demo", "operability (issue 8)"),
         Command::Render {
             config,
@@ -294,6 +306,36 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once (operators expect a
+/// second Ctrl-C to mean "now").
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            // Without signal handlers we can still run; Ctrl-C then kills the process.
+            tracing::warn!("cannot install signal handlers");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutdown requested; draining (send the signal again to exit at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("second signal: exiting without draining");
+        std::process::exit(130);
+    });
 }
 
 fn not_landed(what: &str, issue: &str) -> anyhow::Result<ExitCode> {

@@ -193,9 +193,12 @@ pub fn start(
         max_total: k.max_in_flight_total,
         stop: stop.clone(),
     };
+    let rt = shared.runtime.clone();
     std::thread::Builder::new()
         .name("ingest".into())
         .spawn(move || {
+            // Deciders spawn their work onto the runtime from `handle`, called on this thread.
+            let _runtime = rt.enter();
             loop_state.run(consumer);
             let _ = tx.send(());
         })
@@ -353,13 +356,18 @@ impl ClientContext for Ctx {
     /// partition, as a gauge. Partitions librdkafka does not know the lag of (-1) are skipped.
     fn stats(&self, statistics: rdkafka::Statistics) {
         for (name, topic) in &statistics.topics {
-            let Some(idx) = self.inner.topic_idx(name) else { continue };
+            let Some(idx) = self.inner.topic_idx(name) else {
+                continue;
+            };
             let kind = KINDS[idx as usize].as_str();
             for (id, p) in &topic.partitions {
                 if p.partition < 0 || p.consumer_lag < 0 {
                     continue;
                 }
-                self.inner.shared.metrics.lag(kind, &id.to_string(), p.consumer_lag);
+                self.inner
+                    .shared
+                    .metrics
+                    .lag(kind, &id.to_string(), p.consumer_lag);
             }
         }
     }

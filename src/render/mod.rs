@@ -80,14 +80,14 @@ impl Metrics {
         Metrics {
             rendered: telemetry::counter_vec(
                 registry,
-                "notifications_rendered_total",
+                "render_requests_total",
                 "Notifications rendered, by kind (fallbacks included).",
                 &["kind"],
                 &pre,
             ),
             fallbacks: telemetry::counter_vec(
                 registry,
-                "render_fallbacks_total",
+                "render_template_failures_total",
                 "Notifications sent with the fallback template because their template failed, by kind.",
                 &["kind"],
                 &pre,

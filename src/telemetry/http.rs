@@ -16,7 +16,12 @@ use tokio::net::TcpListener;
 pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// Serves until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, registry: Registry, ready: ReadinessCheck, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    registry: Registry,
+    ready: ReadinessCheck,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -35,7 +40,9 @@ pub async fn serve(listener: TcpListener, registry: Registry, ready: ReadinessCh
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let registry = registry.clone();
                 let ready = ready.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(req.uri().path(), &registry, &ready)) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(route(req.uri().path(), &registry, &ready))
+                }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -57,9 +64,17 @@ fn route(path: &str, registry: &Registry, ready: &ReadinessCheck) -> Response<Fu
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
         "/readyz" => match ready() {
             Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_string()),
-            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
         },
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_string(),
+        ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
