@@ -44,6 +44,7 @@ use chrono::{NaiveDate, TimeDelta};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::str::FromStr;
 
@@ -435,9 +436,8 @@ pub struct DraftError {
     pub last_successful_sync: Option<Timestamp>,
     /// Human detail.
     pub message: Option<String>,
-    /// Extra values, sorted by name (serialized as a map).
-    #[serde(with = "attr_map")]
-    pub attributes: Vec<(String, String)>,
+    /// Extra values.
+    pub attributes: BTreeMap<String, String>,
     /// When it was resolved (status `Resolved` only).
     pub resolved_at: Option<Timestamp>,
 }
@@ -905,7 +905,7 @@ fn draft_error(
         last_occurrence: e.last_occurrence,
         last_successful_sync: e.last_successful_sync,
         message: e.message.clone(),
-        attributes: e.attributes.clone(),
+        attributes: e.attributes.iter().cloned().collect(),
         resolved_at,
     }
 }
