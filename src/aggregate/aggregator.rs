@@ -353,7 +353,7 @@ mod tests {
             )),
             Some(0.0)
         );
-        assert_eq!(get(&format!("{p}application_active_errors")), Some(2.0));
+        assert_eq!(get(&format!("{p}application_errors_active")), Some(2.0));
         assert_eq!(get(&format!("{p}application_clusters")), Some(1.0));
     }
 }
