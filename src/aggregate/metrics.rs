@@ -14,7 +14,7 @@ pub struct AggregateMetrics {
     pub events: IntCounterVec,
     /// `mailgate_notify_application_invalid_zones_total`: events naming an unknown zone.
     pub invalid_zones: IntCounter,
-    /// `mailgate_notify_application_active_errors`: active errors over the clusters owned here.
+    /// `mailgate_notify_application_errors_active`: active errors over the clusters owned here.
     pub active_errors: IntGauge,
     /// `mailgate_notify_application_clusters`: clusters whose state is held here.
     pub clusters: IntGauge,

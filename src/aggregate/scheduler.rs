@@ -4,6 +4,7 @@
 //! outnumber the live ones, so memory stays proportional to the number of clusters.
 
 use crate::event::time::Timestamp;
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;
@@ -44,22 +45,35 @@ impl<K: Clone + Eq + Hash + Ord> Scheduler<K> {
     }
 
     /// Forgets `key`'s deadline.
-    pub fn remove(&mut self, key: &K) {
+    pub fn remove<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if self.live.remove(key).is_some() {
             self.compact_if_sparse();
         }
     }
 
     /// `key`'s deadline, if it has one.
-    pub fn deadline(&self, key: &K) -> Option<Timestamp> {
+    pub fn deadline<Q>(&self, key: &Q) -> Option<Timestamp>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.live.get(key).map(|(t, _)| *t)
     }
 
     /// Removes and returns every key whose deadline is at or before `now`, earliest first.
     pub fn pop_due(&mut self, now: Timestamp) -> Vec<K> {
+        self.pop_due_at_most(now, usize::MAX)
+    }
+
+    /// As [`Scheduler::pop_due`], but at most `limit` keys; the rest stay due.
+    pub fn pop_due_at_most(&mut self, now: Timestamp, limit: usize) -> Vec<K> {
         let mut due = Vec::new();
         while let Some(Reverse((at, _, _))) = self.heap.peek() {
-            if *at > now {
+            if *at > now || due.len() >= limit {
                 break;
             }
             let Some(Reverse((at, seq, key))) = self.heap.pop() else {
@@ -142,6 +156,17 @@ mod tests {
         assert_eq!(s.pop_due(t(5)), vec!["a"]);
         assert!(s.is_empty());
         assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn pop_due_at_most_leaves_the_rest_due() {
+        let mut s = Scheduler::new();
+        for k in 0..5u32 {
+            s.schedule(k, t(k.into()));
+        }
+        assert_eq!(s.pop_due_at_most(t(10), 2), vec![0, 1]);
+        assert_eq!(s.next_deadline(), Some(t(2)));
+        assert_eq!(s.pop_due_at_most(t(10), 10), vec![2, 3, 4]);
     }
 
     #[test]

@@ -28,6 +28,12 @@
 //! - **The zone** in force is the newest valid `control_timezone` seen in events, else
 //!   `[application.clusters.<id>] timezone`, else `application.default_timezone`. An invalid
 //!   name is ignored (the zone in force stays) and reported in the outcome.
+//! - **A missed digest** (past `catch_up`) is settled by the decision that finds it (reason
+//!   `digest_missed`, reported once) — the only state a decision changes besides marking a
+//!   draft in flight; it is recomputed identically after a restart, so persisting it is
+//!   optional.
+//! - **In flight.** A draft handed out blocks further decisions for its cluster until
+//!   `mark_sent` (or `release`); the flag is not persisted.
 
 use super::zone::{digest_after, latest_digest};
 use super::AggregateError;
@@ -38,7 +44,7 @@ use chrono::{NaiveDate, TimeDelta};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::str::FromStr;
 
@@ -105,19 +111,56 @@ pub struct ActiveError {
     /// Human detail from the gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Extra values (`bases_issue_date`, `free_bytes`…).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, String>,
+    /// Extra values (`bases_issue_date`, `free_bytes`…), sorted by name. A vector, not a map:
+    /// a one-entry `BTreeMap` costs a 500-byte node, times every error of 100,000 clusters.
+    #[serde(default, with = "attr_map", skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(String, String)>,
 }
 
-/// A resolved key: its last change time (for staleness) and, until the next notification has
-/// shown the resolution, the error as it was when resolved (for the "resolved" line).
+/// A resolved key: its last change time (for staleness) and, while a notification may still
+/// have to show the resolution, the error as it was when resolved (for the "resolved" line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Tombstone {
     #[serde(rename = "at", with = "time::required")]
     resolved_at: Timestamp,
     #[serde(rename = "was", default, skip_serializing_if = "Option::is_none")]
-    last: Option<ActiveError>,
+    last: Option<Box<ActiveError>>,
+}
+
+/// Everything known about one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SlotState {
+    Active(ActiveError),
+    Resolved(Tombstone),
+}
+
+/// One key of a cluster, active or resolved. `notified`: the last notification showed it as
+/// active — so `last_notified` of DESIGN §3.1 is the set of notified slots, without a second
+/// copy of the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Slot {
+    key: ErrorKey,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    notified: bool,
+    state: SlotState,
+}
+
+impl Slot {
+    fn active(&self) -> Option<&ActiveError> {
+        match &self.state {
+            SlotState::Active(e) => Some(e),
+            SlotState::Resolved(_) => None,
+        }
+    }
+
+    /// New or resolved relative to the last notification.
+    fn in_diff(&self) -> bool {
+        match self.state {
+            SlotState::Active(_) => !self.notified,
+            SlotState::Resolved(_) => self.notified,
+        }
+    }
 }
 
 /// The whole per-cluster state of DESIGN §3.1; what the changelog stores (as JSON, via
@@ -125,15 +168,11 @@ struct Tombstone {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     cluster_id: String,
-    /// Active errors.
-    #[serde(default, with = "pairs", skip_serializing_if = "BTreeMap::is_empty")]
-    active: BTreeMap<ErrorKey, ActiveError>,
-    /// Resolved keys (disjoint from `active`).
-    #[serde(default, with = "pairs", skip_serializing_if = "BTreeMap::is_empty")]
-    resolved: BTreeMap<ErrorKey, Tombstone>,
-    /// Keys the last notification showed as active.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    last_notified: BTreeSet<ErrorKey>,
+    /// Every key seen, sorted by key: the active errors, the resolved ones (tombstones) and
+    /// which of them the last notification showed. A vector: a cluster has a handful of keys,
+    /// and a `BTreeMap` node would cost kilobytes per cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    slots: Vec<Slot>,
     /// When the relay accepted the last notification (change or digest).
     #[serde(
         default,
@@ -448,9 +487,7 @@ impl ClusterState {
     pub fn new(cluster_id: impl Into<String>) -> Self {
         ClusterState {
             cluster_id: cluster_id.into(),
-            active: BTreeMap::new(),
-            resolved: BTreeMap::new(),
-            last_notified: BTreeSet::new(),
+            slots: Vec::new(),
             last_sent_at: None,
             last_digest_date: None,
             event_zone: None,
@@ -467,17 +504,19 @@ impl ClusterState {
 
     /// Active errors, sorted by key.
     pub fn active(&self) -> impl Iterator<Item = (&ErrorKey, &ActiveError)> {
-        self.active.iter()
+        self.slots
+            .iter()
+            .filter_map(|s| s.active().map(|e| (&s.key, e)))
     }
 
     /// Number of active errors.
     pub fn active_len(&self) -> usize {
-        self.active.len()
+        self.slots.iter().filter(|s| s.active().is_some()).count()
     }
 
-    /// Keys the last notification showed as active.
-    pub fn last_notified(&self) -> &BTreeSet<ErrorKey> {
-        &self.last_notified
+    /// Keys the last notification showed as active, sorted.
+    pub fn last_notified(&self) -> impl Iterator<Item = &ErrorKey> {
+        self.slots.iter().filter(|s| s.notified).map(|s| &s.key)
     }
 
     /// When the last notification was accepted by the relay.
@@ -539,70 +578,85 @@ impl ClusterState {
     }
 
     fn apply(&mut self, ev: &ApplicationEvent) -> RecordEffect {
-        let key = ErrorKey {
-            node_id: ev.node.node_id.clone(),
-            kind: ev.kind,
-        };
+        if ev.state == ErrorState::Unknown {
+            return RecordEffect::UnknownState;
+        }
         let at = ev.occurred_at;
-        match ev.state {
-            ErrorState::Unknown => RecordEffect::UnknownState,
-            ErrorState::Raised => {
-                if let Some(e) = self.active.get_mut(&key) {
-                    if at < e.last_occurrence {
-                        return RecordEffect::Stale;
-                    }
-                    if at == e.last_occurrence {
-                        return RecordEffect::Duplicate;
-                    }
-                    let first_seen = e.first_seen;
-                    *e = error_from(ev, first_seen);
-                    return RecordEffect::Reoccurred;
-                }
-                // Resolution wins ties: a RAISED at the same instant as the RESOLVED is stale.
-                if self.resolved.get(&key).is_some_and(|t| at <= t.resolved_at) {
-                    return RecordEffect::Stale;
-                }
-                self.resolved.remove(&key);
-                self.active.insert(key, error_from(ev, at));
+        let raise = ev.state == ErrorState::Raised;
+        let found = self.slots.binary_search_by(|s| {
+            (s.key.node_id.as_str(), s.key.kind).cmp(&(&ev.node.node_id, ev.kind))
+        });
+        let i = match found {
+            Ok(i) => i,
+            Err(i) => {
+                let state = if raise {
+                    SlotState::Active(error_from(ev, at))
+                } else {
+                    SlotState::Resolved(Tombstone {
+                        resolved_at: at,
+                        last: None,
+                    })
+                };
+                let key = ErrorKey {
+                    node_id: ev.node.node_id.clone(),
+                    kind: ev.kind,
+                };
+                // Grow by one: a cluster has few keys, a doubled capacity would waste more
+                // than the occasional reallocation costs.
+                self.slots.reserve_exact(1);
+                self.slots.insert(
+                    i,
+                    Slot {
+                        key,
+                        notified: false,
+                        state,
+                    },
+                );
+                return if raise {
+                    RecordEffect::Raised
+                } else {
+                    RecordEffect::ResolvedAbsent
+                };
+            }
+        };
+        // While a draft is out it may show any active error; keep a resolved error's details
+        // until a notification has been marked (mark_sent drops what is no longer needed).
+        let keep_details = self.in_flight.is_some();
+        let slot = &mut self.slots[i];
+        match (&mut slot.state, raise) {
+            (SlotState::Active(e), _) if at < e.last_occurrence => RecordEffect::Stale,
+            (SlotState::Active(e), true) if at == e.last_occurrence => RecordEffect::Duplicate,
+            (SlotState::Active(e), true) => {
+                let first_seen = e.first_seen;
+                *e = error_from(ev, first_seen);
+                RecordEffect::Reoccurred
+            }
+            (SlotState::Active(e), false) => {
+                let last = (slot.notified || keep_details).then(|| Box::new(e.clone()));
+                slot.state = SlotState::Resolved(Tombstone {
+                    resolved_at: at,
+                    last,
+                });
+                RecordEffect::Resolved
+            }
+            // Resolution wins ties: a RAISED at the same instant as the RESOLVED is stale.
+            (SlotState::Resolved(t), true) if at <= t.resolved_at => RecordEffect::Stale,
+            (SlotState::Resolved(_), true) => {
+                slot.state = SlotState::Active(error_from(ev, at));
                 RecordEffect::Raised
             }
-            ErrorState::Resolved => {
-                if let Some(e) = self.active.get(&key) {
-                    if at < e.last_occurrence {
-                        return RecordEffect::Stale;
-                    }
-                    if let Some(e) = self.active.remove(&key) {
-                        let tomb = Tombstone {
-                            resolved_at: at,
-                            last: Some(e),
-                        };
-                        self.resolved.insert(key, tomb);
-                    }
-                    return RecordEffect::Resolved;
-                }
-                match self.resolved.get_mut(&key) {
-                    Some(t) if at < t.resolved_at => RecordEffect::Stale,
-                    Some(t) if at == t.resolved_at => RecordEffect::Duplicate,
-                    Some(t) => {
-                        t.resolved_at = at;
-                        RecordEffect::ResolvedAbsent
-                    }
-                    None => {
-                        let tomb = Tombstone {
-                            resolved_at: at,
-                            last: None,
-                        };
-                        self.resolved.insert(key, tomb);
-                        RecordEffect::ResolvedAbsent
-                    }
-                }
+            (SlotState::Resolved(t), false) if at < t.resolved_at => RecordEffect::Stale,
+            (SlotState::Resolved(t), false) if at == t.resolved_at => RecordEffect::Duplicate,
+            (SlotState::Resolved(t), false) => {
+                t.resolved_at = at;
+                RecordEffect::ResolvedAbsent
             }
         }
     }
 
     /// Whether the current set differs from what the last notification showed.
     pub fn has_diff(&self) -> bool {
-        !self.active.keys().eq(self.last_notified.iter())
+        self.slots.iter().any(Slot::in_diff)
     }
 
     /// Decides what to send now. Called at [`ClusterState::next_deadline`] (or any time: an
@@ -663,14 +717,14 @@ impl ClusterState {
     }
 
     fn digest_status(&self, tz: Tz, now: Timestamp, cfg: &ApplicationConfig) -> DigestStatus {
-        if self.active.is_empty() {
+        if self.active_len() == 0 {
             return DigestStatus::NotDue;
         }
         let Some((date, instant)) = latest_digest(tz, now) else {
             return DigestStatus::NotDue;
         };
         if self.last_digest_date.is_some_and(|d| d >= date)
-            || !self.active.values().any(|e| e.first_seen <= instant)
+            || !self.active().any(|(_, e)| e.first_seen <= instant)
         {
             return DigestStatus::NotDue;
         }
@@ -692,7 +746,7 @@ impl ClusterState {
             Some(t) => now.max(t + delta(cfg.throttle)),
             None => now,
         });
-        let digest = if self.active.is_empty() {
+        let digest = if self.active_len() == 0 {
             None
         } else {
             let tz = self.zone(cfg);
@@ -723,16 +777,17 @@ impl ClusterState {
             return MarkOutcome::NotInFlight;
         }
         self.in_flight = None;
-        self.last_notified = draft
-            .errors
-            .iter()
-            .filter(|e| e.status != ErrorStatus::Resolved)
-            .map(DraftError::key)
-            .collect();
-        // A resolution's details are only needed until a notification has shown it.
-        for (key, tomb) in self.resolved.iter_mut() {
-            if !self.last_notified.contains(key) {
-                tomb.last = None;
+        for slot in self.slots.iter_mut() {
+            slot.notified = draft.errors.iter().any(|e| {
+                e.status != ErrorStatus::Resolved
+                    && e.kind == slot.key.kind
+                    && e.node_id == slot.key.node_id
+            });
+            // A resolution's details are only needed until a notification has shown it.
+            if let SlotState::Resolved(t) = &mut slot.state {
+                if !slot.notified {
+                    t.last = None;
+                }
             }
         }
         self.last_sent_at = Some(sent_at);
@@ -750,35 +805,31 @@ impl ClusterState {
     }
 
     fn draft(&self, kind: DraftKind, zone: Tz, now: Timestamp) -> Draft {
-        let mut errors: Vec<DraftError> = self
-            .active
-            .iter()
-            .map(|(k, e)| {
-                let status = if self.last_notified.contains(k) {
-                    ErrorStatus::StillActive
-                } else {
-                    ErrorStatus::New
-                };
-                draft_error(status, k, e, None)
-            })
-            .collect();
-        for key in self.last_notified.iter() {
-            if self.active.contains_key(key) {
-                continue;
-            }
-            // Invariant: a notified key that is no longer active has a tombstone with details
-            // (set on RESOLVED, cleared only by a notification that no longer shows the key).
-            if let Some(Tombstone {
-                resolved_at,
-                last: Some(e),
-            }) = self.resolved.get(key)
-            {
-                errors.push(draft_error(
-                    ErrorStatus::Resolved,
-                    key,
-                    e,
-                    Some(*resolved_at),
-                ));
+        let mut errors: Vec<DraftError> = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            match &slot.state {
+                SlotState::Active(e) => {
+                    let status = if slot.notified {
+                        ErrorStatus::StillActive
+                    } else {
+                        ErrorStatus::New
+                    };
+                    errors.push(draft_error(status, &slot.key, e, None));
+                }
+                // Invariant: a notified resolved slot keeps its details (set on RESOLVED while
+                // notified or a draft was out; dropped only by a mark that no longer shows it).
+                SlotState::Resolved(Tombstone {
+                    resolved_at,
+                    last: Some(e),
+                }) if slot.notified => {
+                    errors.push(draft_error(
+                        ErrorStatus::Resolved,
+                        &slot.key,
+                        e,
+                        Some(*resolved_at),
+                    ));
+                }
+                SlotState::Resolved(_) => {}
             }
         }
         errors.sort_by(|a, b| (a.group, a.kind, &a.node_id).cmp(&(b.group, b.kind, &b.node_id)));
@@ -830,7 +881,11 @@ fn error_from(ev: &ApplicationEvent, first_seen: Timestamp) -> ActiveError {
         last_occurrence: ev.occurred_at,
         last_successful_sync: ev.last_successful_sync_at,
         message: ev.message.clone(),
-        attributes: ev.attributes.clone(),
+        attributes: ev
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
 }
 
@@ -850,7 +905,7 @@ fn draft_error(
         last_occurrence: e.last_occurrence,
         last_successful_sync: e.last_successful_sync,
         message: e.message.clone(),
-        attributes: e.attributes.clone(),
+        attributes: e.attributes.iter().cloned().collect(),
         resolved_at,
     }
 }
@@ -882,27 +937,17 @@ fn delta(d: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
-/// Serde for maps whose keys are not strings: a sequence of `[key, value]` pairs.
-mod pairs {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+/// Serde for attributes: a JSON object in the changelog, a sorted vector in memory.
+mod attr_map {
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::collections::BTreeMap;
 
-    pub fn serialize<S, K, V>(m: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error>
-    where
-        S: Serializer,
-        K: Serialize,
-        V: Serialize,
-    {
-        s.collect_seq(m.iter())
+    pub fn serialize<S: Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(v.iter().map(|(k, v)| (k, v)))
     }
 
-    pub fn deserialize<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
-    where
-        D: Deserializer<'de>,
-        K: Deserialize<'de> + Ord,
-        V: Deserialize<'de>,
-    {
-        Vec::<(K, V)>::deserialize(d).map(|v| v.into_iter().collect())
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        BTreeMap::<String, String>::deserialize(d).map(|m| m.into_iter().collect())
     }
 }
 
@@ -974,7 +1019,7 @@ mod tests {
             occurred_at: t(at),
             last_successful_sync_at: None,
             message: Some(format!("at {at}")),
-            attributes: BTreeMap::new(),
+            attributes: Default::default(),
         }
     }
 
