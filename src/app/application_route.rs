@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+/// Decisions taken per tick at most.
+const DUE_BATCH: usize = 1_000;
+
 enum Msg {
     Record(Box<Decoded>, Ack),
     Import(i32, Vec<(ClusterState, i64)>, oneshot::Sender<()>),
@@ -286,7 +289,9 @@ impl Actor {
 
     fn on_tick(&mut self) {
         let now = self.clock.now();
-        for (cluster, decision) in self.agg.due(now) {
+        // In batches: at midnight every cluster of a zone is due at once, and 100,000 drafts at
+        // once would be a memory spike; the rest stays due for the next tick.
+        for (cluster, decision) in self.agg.due_at_most(now, DUE_BATCH) {
             let Some(draft) = decision.draft else {
                 if decision.reason.as_str() == "throttled" {
                     tracing::debug!(
