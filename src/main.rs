@@ -2,9 +2,10 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use mailgate_notify::config::Config;
+use mailgate_notify::config::{Config, ConfigError, NotifyGroup};
 use mailgate_notify::event::EventKind;
 use mailgate_notify::produce::{self, OutputFormat, ProduceOptions};
+use mailgate_notify::render::{self, preview};
 use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,25 @@ impl From<KindArg> for EventKind {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum GroupArg {
+    General,
+    Sender,
+    Recipients,
+    Additional,
+}
+
+impl From<GroupArg> for NotifyGroup {
+    fn from(g: GroupArg) -> Self {
+        match g {
+            GroupArg::General => NotifyGroup::General,
+            GroupArg::Sender => NotifyGroup::Sender,
+            GroupArg::Recipients => NotifyGroup::Recipients,
+            GroupArg::Additional => NotifyGroup::Additional,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the service: consume the gateway's topics and send notifications.
@@ -66,9 +86,18 @@ enum Command {
         /// Config file (TOML).
         #[arg(long, short)]
         config: PathBuf,
-        /// Event file (JSON).
+        /// Event file (JSON): a scan verdict, a bounce or an application event.
         #[arg(long)]
         event: PathBuf,
+        /// For a scan verdict: only this recipient group (default: all four).
+        #[arg(long, value_enum)]
+        group: Option<GroupArg>,
+        /// Render in this language instead of the configured one (en, ru, de…).
+        #[arg(long)]
+        lang: Option<String>,
+        /// For an application event: the daily digest instead of the change notification.
+        #[arg(long)]
+        digest: bool,
     },
     /// Publish JSON events (one per line) to a topic in the chosen framing, keyed per contract.
     Produce {
@@ -145,9 +174,56 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config } => Ok(check_config(&config)),
-        Command::Run { .. } => not_landed("run", "the pipeline (issues 3–7)"),
+        Command::Run { config } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    for p in &e.problems {
+                        eprintln!("{p}");
+                    }
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            mailgate_notify::app::run(config, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo => not_landed("demo", "operability (issue 8)"),
-        Command::Render { .. } => not_landed("render", "templates (issue 5)"),
+        Command::Render {
+            config,
+            event,
+            group,
+            lang,
+            digest,
+        } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    for p in &e.problems {
+                        eprintln!("{p}");
+                    }
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let text = std::fs::read_to_string(&event)
+                .with_context(|| format!("cannot read {}", event.display()))?;
+            let event = produce::parse_event(None, &text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", event.display()))?;
+            let opts = preview::PreviewOptions {
+                group: group.map(Into::into),
+                lang,
+                digest,
+            };
+            match preview::preview(&config, event, &opts) {
+                Ok(out) => {
+                    std::io::stdout().write_all(out.as_bytes())?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
         Command::Produce {
             brokers,
             topic,
@@ -215,7 +291,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
+    match Config::load(path).and_then(|c| match render::check(&c) {
+        problems if problems.is_empty() => Ok(c),
+        problems => Err(ConfigError { problems }),
+    }) {
         Ok(_) => {
             println!("ok");
             ExitCode::SUCCESS
@@ -227,6 +306,36 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once (operators expect a
+/// second Ctrl-C to mean "now").
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            // Without signal handlers we can still run; Ctrl-C then kills the process.
+            tracing::warn!("cannot install signal handlers");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutdown requested; draining (send the signal again to exit at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("second signal: exiting without draining");
+        std::process::exit(130);
+    });
 }
 
 fn not_landed(what: &str, issue: &str) -> anyhow::Result<ExitCode> {

@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-pub use types::{Mailbox, Secret};
+pub use types::{address_key, bare_address, Mailbox, Secret};
 
 /// Environment variable holding the SMTP password (else `smtp.password_file`).
 pub const ENV_SMTP_PASSWORD: &str = "MAILGATE_SMTP_PASSWORD";
@@ -333,6 +333,20 @@ impl SenderConfig {
             .clone()
             .unwrap_or_else(|| EnvelopeSender::Address(self.address.clone()))
     }
+
+    /// Our own addresses, as [`address_key`]s: the `From` address and the envelope sender (when it is
+    /// not the null sender). The rule fan-out never notifies them and the bounce router treats
+    /// mail from them as one of our notifications (loop protection).
+    pub fn own_addresses(&self) -> Vec<String> {
+        let mut own = vec![address_key(self.address.as_str()).into_owned()];
+        if let EnvelopeSender::Address(a) = self.envelope() {
+            let a = address_key(a.as_str()).into_owned();
+            if !own.contains(&a) {
+                own.push(a);
+            }
+        }
+        own
+    }
 }
 
 /// `[metrics]`.
@@ -345,7 +359,7 @@ pub struct MetricsConfig {
 }
 
 /// A group of administrators who read notifications in one language.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecipientGroup {
     /// Optional name for logs.
@@ -558,6 +572,13 @@ pub struct TemplatesConfig {
     /// Attacker-controlled values longer than this many characters are cut with a marker.
     #[serde(default = "default_max_value_chars")]
     pub max_value_chars: usize,
+    /// `%PRODUCT_NAME%`: how notifications name the gateway.
+    #[serde(default = "default_product_name")]
+    pub product_name: String,
+    /// Send the HTML part of templates that have one (multipart/alternative); `false`: plain
+    /// text only.
+    #[serde(default = "default_true")]
+    pub html: bool,
 }
 
 /// `[unique_id]`.
@@ -700,6 +721,9 @@ fn default_rule_settings() -> RuleSettings {
 }
 fn default_max_value_chars() -> usize {
     1_000
+}
+fn default_product_name() -> String {
+    "Secure Mail Gateway".into()
 }
 
 macro_rules! default_from_serde {
@@ -911,6 +935,14 @@ impl Config {
         }
         if self.templates.max_value_chars < 16 {
             problems.push(problem("templates.max_value_chars", "must be at least 16"));
+        }
+        if self.templates.product_name.trim().is_empty()
+            || self.templates.product_name.chars().any(char::is_control)
+        {
+            problems.push(problem(
+                "templates.product_name",
+                "must be a non-empty name on one line",
+            ));
         }
     }
 

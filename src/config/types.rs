@@ -2,6 +2,7 @@
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -88,6 +89,39 @@ impl<'de> Deserialize<'de> for Mailbox {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(de::Error::custom)
+    }
+}
+
+/// An address as written in an event, without surrounding blanks and one pair of angle
+/// brackets (`<a@x>`); empty for the null sender.
+pub fn bare_address(raw: &str) -> &str {
+    let t = raw.trim();
+    t.strip_prefix('<')
+        .and_then(|x| x.strip_suffix('>'))
+        .unwrap_or(t)
+        .trim()
+}
+
+/// The identity of an address: [`bare_address`], then lower-cased as a whole, local part
+/// included. RFC 5321 allows case-sensitive local parts but no mainstream MTA has them, while
+/// `Bob@x` and `bob@x` each getting the same mail is a real failure. Used for every address
+/// comparison (dedup, own addresses, loop protection).
+/// Borrows when there is nothing to lower-case, so the common case allocates nothing.
+pub fn address_key(raw: &str) -> Cow<'_, str> {
+    let b = bare_address(raw);
+    let unchanged = if b.is_ascii() {
+        !b.bytes().any(|c| c.is_ascii_uppercase())
+    } else {
+        // Not `is_uppercase`: title-case letters (`ǅ`) change too.
+        b.chars().all(|c| {
+            let mut l = c.to_lowercase();
+            l.next() == Some(c) && l.next().is_none()
+        })
+    };
+    if unchanged {
+        Cow::Borrowed(b)
+    } else {
+        Cow::Owned(b.to_lowercase())
     }
 }
 

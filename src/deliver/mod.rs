@@ -91,6 +91,9 @@ pub struct Completion {
     pub accepted: Vec<String>,
     /// Recipients that failed permanently, each with its own reason.
     pub rejected: Vec<Rejection>,
+    /// Transient failures (4xx, timeouts, lost connections) retried before it settled; the
+    /// wiring counts them per notification kind.
+    pub transient_failures: u32,
 }
 
 /// One recipient that failed permanently.

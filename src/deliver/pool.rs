@@ -309,6 +309,7 @@ impl Shared {
                 out,
                 accepted,
                 rejected,
+                attempts,
                 _admission,
                 ..
             } = job;
@@ -316,6 +317,7 @@ impl Shared {
                 ticket: out.ticket,
                 accepted,
                 rejected,
+                transient_failures: attempts,
             };
             if self.completions.send(completion).await.is_err() {
                 tracing::warn!(

@@ -4,6 +4,8 @@
 //! bounded and every label value is pre-created at zero; each telemetry *event* is one struct
 //! with one `emit()` that logs through `tracing` and counts.
 
+pub mod http;
+
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };

@@ -4,7 +4,7 @@
 #     under .cache/rig/; its path is recorded in .cache/rig/tansu-bin (TANSU_BIN overrides).
 #   - Postfix's smtp-sink / smtp-source (Debian package postfix; the daemon is never started).
 #   - aiosmtpd (PyPI), in the same venv, for the STARTTLS/AUTH delivery tests.
-#   - promtool (Debian package prometheus) when it can be had, to check deploy/ alert rules.
+#   - promtool (Debian package prometheus), which checks deploy/prometheus/alerts.yaml.
 # Exits non-zero with a clear message when something cannot be installed.
 set -euo pipefail
 
@@ -76,7 +76,7 @@ fi
 
 if ! command -v promtool >/dev/null 2>&1; then
     say "installing prometheus (for promtool)"
-    apt_install prometheus || say "promtool not available; alert-rule checks will be skipped"
+    apt_install prometheus || die "could not install the Debian package prometheus (promtool checks deploy/prometheus/alerts.yaml)"
 fi
 
 say "ready"

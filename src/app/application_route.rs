@@ -1,0 +1,416 @@
+//! Application events → the aggregator (one actor task owns it) → digests and change
+//! notifications on its deadlines. A source record is done once its state change is durable in
+//! the changelog; `last_sent_at` & co. are updated (and written) only after the relay accepted
+//! the notification. On assignment the partition's clusters are restored from the changelog
+//! before any of its records is processed, and records already reflected are skipped.
+
+use super::clock::Clock;
+use super::dispatch::{Dispatcher, Meta, Source};
+use super::metrics::AppMetrics;
+use crate::aggregate::{Aggregator, ClusterState, Draft, DraftKind, ErrorStatus};
+use crate::config::RecipientGroup;
+use crate::event::{Event, Node};
+use crate::ingest::{Ack, Decoded, Downstream, Partition};
+use crate::render::model::{self as rm, ApplicationKind, ApplicationNotice, Request};
+use crate::render::Renderer;
+use crate::state::Changelog;
+use futures::future::BoxFuture;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+enum Msg {
+    Record(Box<Decoded>, Ack),
+    Import(i32, Vec<(ClusterState, i64)>, oneshot::Sender<()>),
+    Revoked(Vec<i32>),
+    Sent(Box<Draft>, bool),
+}
+
+/// The aggregator as a [`Downstream`]: a handle to its actor task.
+pub struct ApplicationRoute {
+    tx: mpsc::UnboundedSender<Msg>,
+    changelog: Option<Changelog>,
+    restore_timeout: Duration,
+    metrics: AppMetrics,
+    restore_seconds: prometheus::Histogram,
+}
+
+/// What the actor needs.
+pub struct ApplicationDeps {
+    /// The aggregator (with its metrics).
+    pub aggregator: Aggregator,
+    /// Admin groups.
+    pub recipients: Vec<RecipientGroup>,
+    /// `[application] enabled`.
+    pub enabled: bool,
+    /// Changelog (None: state lives in memory only — the demo's in-process broker).
+    pub changelog: Option<Changelog>,
+    /// Renderer.
+    pub renderer: Arc<Renderer>,
+    /// Dispatcher.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+    /// Real-time interval of deadline checks.
+    pub tick: Duration,
+    /// Pipeline metrics.
+    pub metrics: AppMetrics,
+    /// Registry for the restore-duration histogram.
+    pub registry: prometheus::Registry,
+}
+
+impl ApplicationRoute {
+    /// Spawns the actor.
+    pub fn start(d: ApplicationDeps) -> Arc<Self> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let restore_seconds = crate::telemetry::histogram(
+            &d.registry,
+            "state_restore_seconds",
+            "Time to restore one partition's application state from the changelog.",
+            vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+        );
+        let route = Arc::new(ApplicationRoute {
+            tx: tx.clone(),
+            changelog: d.changelog.clone(),
+            restore_timeout: Duration::from_secs(60),
+            metrics: d.metrics.clone(),
+            restore_seconds,
+        });
+        let actor = Actor {
+            agg: d.aggregator,
+            recipients: d.recipients,
+            enabled: d.enabled,
+            changelog: d.changelog,
+            renderer: d.renderer,
+            dispatcher: d.dispatcher,
+            clock: d.clock,
+            metrics: d.metrics,
+            tx,
+            partition_of: HashMap::new(),
+            offset_of: HashMap::new(),
+            out: HashMap::new(),
+        };
+        tokio::spawn(actor.run(rx, d.tick));
+        route
+    }
+}
+
+impl Downstream for ApplicationRoute {
+    fn handle(&self, record: Decoded, ack: Ack) {
+        if let Err(mpsc::error::SendError(Msg::Record(_, ack))) =
+            self.tx.send(Msg::Record(Box::new(record), ack))
+        {
+            // The actor is gone (shutdown): leave the record unfinished so it is re-read.
+            drop(ack);
+        }
+    }
+
+    fn on_assigned(&self, partitions: Vec<Partition>) -> BoxFuture<'static, ()> {
+        let Some(log) = self.changelog.clone() else {
+            return Box::pin(std::future::ready(()));
+        };
+        let tx = self.tx.clone();
+        let timeout = self.restore_timeout;
+        let hist = self.restore_seconds.clone();
+        Box::pin(async move {
+            for p in partitions {
+                let started = std::time::Instant::now();
+                let mut delay = Duration::from_millis(200);
+                let restored = loop {
+                    match log.restore(p.partition, timeout).await {
+                        Ok(r) => break r,
+                        Err(e) => {
+                            tracing::warn!(partition = p.partition, error = %e, retry_in = ?delay, "state restore failed; retrying");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                };
+                let mut states = Vec::with_capacity(restored.len());
+                for (cluster, r) in restored {
+                    match ClusterState::from_json(&r.value) {
+                        Ok(s) => states.push((s, r.source_offset)),
+                        Err(e) => {
+                            tracing::error!(cluster, error = %e, "unreadable state in the changelog; starting that cluster empty")
+                        }
+                    }
+                }
+                let n = states.len();
+                let (done_tx, done_rx) = oneshot::channel();
+                if tx.send(Msg::Import(p.partition, states, done_tx)).is_ok() {
+                    let _ = done_rx.await;
+                }
+                hist.observe(started.elapsed().as_secs_f64());
+                tracing::info!(partition = p.partition, clusters = n, took = ?started.elapsed(), "application state restored");
+            }
+        })
+    }
+
+    fn on_revoked(&self, partitions: Vec<Partition>) {
+        let _ = self.tx.send(Msg::Revoked(
+            partitions.iter().map(|p| p.partition).collect(),
+        ));
+        let _ = &self.metrics;
+    }
+}
+
+struct Actor {
+    agg: Aggregator,
+    recipients: Vec<RecipientGroup>,
+    enabled: bool,
+    changelog: Option<Changelog>,
+    renderer: Arc<Renderer>,
+    dispatcher: Arc<Dispatcher>,
+    clock: Arc<dyn Clock>,
+    metrics: AppMetrics,
+    tx: mpsc::UnboundedSender<Msg>,
+    /// Source partition of each cluster (its changelog partition).
+    partition_of: HashMap<String, i32>,
+    /// Highest source offset reflected in each cluster's state.
+    offset_of: HashMap<String, i64>,
+    /// Drafts out for delivery: how many group mails are still pending, and whether any was
+    /// accepted.
+    out: HashMap<String, (usize, bool)>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, tick: Duration) {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(m) => self.on_msg(m),
+                    None => return,
+                },
+                _ = ticker.tick() => self.on_tick(),
+            }
+        }
+    }
+
+    fn on_msg(&mut self, m: Msg) {
+        match m {
+            Msg::Record(r, ack) => self.on_record(*r, ack),
+            Msg::Import(partition, states, done) => {
+                let now = self.clock.now();
+                for (s, offset) in states {
+                    let id = s.cluster_id().to_string();
+                    self.partition_of.insert(id.clone(), partition);
+                    self.offset_of.insert(id, offset);
+                    self.agg.import(s, now);
+                }
+                let _ = done.send(());
+            }
+            Msg::Revoked(parts) => {
+                let parts: HashSet<i32> = parts.into_iter().collect();
+                let gone: Vec<String> = self
+                    .partition_of
+                    .iter()
+                    .filter(|(_, p)| parts.contains(p))
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                for c in gone {
+                    self.agg.remove(&c);
+                    self.partition_of.remove(&c);
+                    self.offset_of.remove(&c);
+                }
+            }
+            Msg::Sent(draft, accepted) => self.on_sent(*draft, accepted),
+        }
+    }
+
+    fn on_record(&mut self, r: Decoded, ack: Ack) {
+        let Event::Application(ev) = &r.event else {
+            tracing::error!(topic = %r.topic, "non-application event routed to the aggregator; skipped");
+            ack.done();
+            return;
+        };
+        if !self.enabled {
+            self.metrics.suppressed("application", "disabled");
+            ack.done();
+            return;
+        }
+        if self
+            .offset_of
+            .get(&ev.cluster_id)
+            .is_some_and(|o| r.offset <= *o)
+        {
+            // Already reflected in the restored state: a replay.
+            tracing::debug!(cluster = %ev.cluster_id, offset = r.offset, "record already reflected in the state; skipped");
+            ack.done();
+            return;
+        }
+        let now = self.clock.now();
+        let outcome = self.agg.record(ev, now);
+        self.partition_of.insert(ev.cluster_id.clone(), r.partition);
+        if outcome.effect.class() != crate::aggregate::RecordClass::Applied {
+            tracing::debug!(cluster = %ev.cluster_id, event_id = %ev.event_id, outcome = outcome.as_str(), "no state change");
+            ack.done();
+            return;
+        }
+        self.offset_of.insert(ev.cluster_id.clone(), r.offset);
+        self.persist(&ev.cluster_id, Some(ack));
+    }
+
+    /// Writes the cluster's current state to the changelog; completes `ack` once it is durable.
+    fn persist(&self, cluster: &str, ack: Option<Ack>) {
+        let (Some(log), Some(state)) = (self.changelog.clone(), self.agg.export(cluster)) else {
+            if let Some(a) = ack {
+                a.done();
+            }
+            return;
+        };
+        let bytes = match state.to_json() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(cluster, error = %e, "cannot serialize state; not persisted");
+                if let Some(a) = ack {
+                    a.done();
+                }
+                return;
+            }
+        };
+        let partition = self.partition_of.get(cluster).copied().unwrap_or(0);
+        let offset = self.offset_of.get(cluster).copied().unwrap_or(-1);
+        let key = cluster.to_string();
+        // Enqueued in order by this one task; the idempotent producer keeps the order per
+        // partition, so the newest state is the last one written.
+        tokio::spawn(async move {
+            log.write(partition, &key, &bytes, offset).await;
+            if let Some(a) = ack {
+                a.done();
+            }
+        });
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.clock.now();
+        for (cluster, decision) in self.agg.due(now) {
+            let Some(draft) = decision.draft else {
+                if decision.reason.as_str() == "throttled" {
+                    tracing::debug!(
+                        cluster,
+                        reason = decision.reason.as_str(),
+                        "change notification throttled"
+                    );
+                }
+                continue;
+            };
+            tracing::info!(
+                cluster,
+                reason = decision.reason.as_str(),
+                kind = draft.kind.as_str(),
+                errors = draft.errors.len(),
+                "application notification"
+            );
+            self.send(draft);
+        }
+    }
+
+    fn send(&mut self, draft: Draft) {
+        let groups: Vec<&RecipientGroup> = self
+            .recipients
+            .iter()
+            .filter(|g| !g.addresses.is_empty())
+            .collect();
+        if groups.is_empty() {
+            let now = self.clock.now();
+            self.agg.mark_sent(&draft, now);
+            return;
+        }
+        self.out
+            .insert(draft.id_seed.clone(), (groups.len(), false));
+        let kind = match draft.kind {
+            DraftKind::Digest(_) => ApplicationKind::Digest,
+            DraftKind::Change => ApplicationKind::Change,
+        };
+        let errors: Vec<rm::AppError> = draft
+            .errors
+            .iter()
+            .map(|e| rm::AppError {
+                status: match e.status {
+                    ErrorStatus::New => rm::ErrorStatus::New,
+                    ErrorStatus::StillActive => rm::ErrorStatus::StillActive,
+                    ErrorStatus::Resolved => rm::ErrorStatus::Resolved,
+                },
+                group: e.group,
+                kind: e.kind,
+                node: Node {
+                    node_id: e.node_id.clone(),
+                    ip: e.node.ip.clone(),
+                    port: e.node.port,
+                    comment: e.node.comment.clone(),
+                    is_control: false,
+                },
+                first_seen: e.first_seen,
+                last_occurrence: e.last_occurrence,
+                last_successful_sync: e.last_successful_sync,
+                message: e.message.clone(),
+                attributes: e.attributes.clone(),
+            })
+            .collect();
+        let group_label = draft.kind.as_str();
+        let group_label: &'static str = if group_label == "digest" {
+            "digest"
+        } else {
+            "change"
+        };
+        let requests: Vec<Request> = groups
+            .iter()
+            .map(|g| {
+                Request::Application(ApplicationNotice {
+                    kind,
+                    cluster_id: draft.cluster_id.clone(),
+                    tz: draft.zone,
+                    at: draft.at,
+                    errors: errors.clone(),
+                    recipients: g.addresses.iter().map(|a| a.as_str().to_string()).collect(),
+                    language: g.language.clone(),
+                    id_seed: draft.id_seed.clone(),
+                })
+            })
+            .collect();
+        let renderer = self.renderer.clone();
+        let dispatcher = self.dispatcher.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            for req in requests {
+                let rendered = renderer.render(&req);
+                let tx = tx.clone();
+                let d = draft.clone();
+                let meta = Meta {
+                    kind: "application",
+                    group: group_label,
+                    source: Source::timer(),
+                };
+                dispatcher
+                    .send(
+                        rendered,
+                        meta,
+                        Box::new(move |r| {
+                            let _ = tx.send(Msg::Sent(Box::new(d), r.accepted));
+                        }),
+                    )
+                    .await;
+            }
+        });
+    }
+
+    fn on_sent(&mut self, draft: Draft, accepted: bool) {
+        let Some(entry) = self.out.get_mut(&draft.id_seed) else {
+            return;
+        };
+        entry.0 -= 1;
+        entry.1 |= accepted;
+        if entry.0 > 0 {
+            return;
+        }
+        self.out.remove(&draft.id_seed);
+        // Marked sent also when every recipient rejected it permanently (dead-lettered): the
+        // relay will not change its mind, and retrying forever would block the next one.
+        let now = self.clock.now();
+        self.agg.mark_sent(&draft, now);
+        self.persist(&draft.cluster_id, None);
+    }
+}

@@ -1,0 +1,667 @@
+//! Rendering: the template registry (Handlebars, strict, compiled once at start-up from
+//! `[templates] dir` with per-template fallback to the built-in defaults), KSMG macro
+//! translation, the variables of each notification kind, and the MIME message with its
+//! deterministic ids. `render` never fails: a template that fails at run time is replaced by the
+//! fallback notification, which names the error and is counted.
+//!
+//! Imports only `event`, `config` and `telemetry` (DESIGN §5); the wiring fills the plain
+//! request structs of [`model`] from the deciders' outputs.
+
+pub mod builtin;
+pub mod context;
+pub mod fallback;
+pub mod i18n;
+pub mod lint;
+pub mod macros;
+pub mod mime;
+pub mod model;
+pub mod preview;
+pub mod samples;
+pub mod sanitize;
+pub mod templates;
+
+pub use model::*;
+
+use crate::config::{Config, EnvelopeSender, NotifyGroup, Problem};
+use crate::telemetry;
+use chrono_tz::Tz;
+use context::Ctx;
+use handlebars::Context;
+use i18n::Lang;
+use prometheus::{IntCounterVec, Registry};
+use samples::Schema;
+use sanitize::{header_block, header_line, Sanitizer};
+use std::collections::HashMap;
+use templates::{SampleContexts, Templates};
+
+/// Why the renderer could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Templates (or the config's references to them) have problems; each names its file and
+    /// line or its config path.
+    #[error("{} template problem(s):\n{}", .0.len(), .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Templates(Vec<Problem>),
+}
+
+impl RenderError {
+    /// Never: a template does not fix itself.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+
+    /// Stable code for logs.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            RenderError::Templates(_) => "templates_invalid",
+        }
+    }
+}
+
+/// Kind labels of the metrics, one per request variant and application kind.
+pub const KINDS: [&str; 6] = [
+    "rule",
+    "rule_cap_summary",
+    "bounce",
+    "bounce_burst_summary",
+    "application_digest",
+    "application_change",
+];
+
+#[derive(Clone)]
+struct Metrics {
+    rendered: IntCounterVec,
+    fallbacks: IntCounterVec,
+}
+
+impl Metrics {
+    fn new(registry: &Registry) -> Metrics {
+        let pre: Vec<[&str; 1]> = KINDS.iter().map(|k| [*k]).collect();
+        let pre: Vec<&[&str]> = pre.iter().map(|a| a.as_slice()).collect();
+        Metrics {
+            rendered: telemetry::counter_vec(
+                registry,
+                "render_requests_total",
+                "Notifications rendered, by kind (fallbacks included).",
+                &["kind"],
+                &pre,
+            ),
+            fallbacks: telemetry::counter_vec(
+                registry,
+                "render_template_failures_total",
+                "Notifications sent with the fallback template because their template failed, by kind.",
+                &["kind"],
+                &pre,
+            ),
+        }
+    }
+}
+
+/// Telemetry event: a template failed at run time and the fallback was sent.
+pub struct RenderFellBack<'a> {
+    /// Metric kind label.
+    pub kind: &'static str,
+    /// The template that failed.
+    pub template: &'a str,
+    /// The event id (or id seed).
+    pub event_id: &'a str,
+    /// What failed.
+    pub error: &'a str,
+}
+
+impl RenderFellBack<'_> {
+    fn emit(&self, m: &Metrics) {
+        tracing::warn!(
+            kind = self.kind,
+            template = self.template,
+            event_id = self.event_id,
+            error = self.error,
+            "template failed; fallback notification sent"
+        );
+        m.fallbacks.with_label_values(&[self.kind]).inc();
+    }
+}
+
+/// The rendered parts of a notification, before MIME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts {
+    /// The subject as sent (one line, `[ID: …]` appended when configured).
+    pub subject: String,
+    /// The plain-text body.
+    pub text: String,
+    /// The HTML body, when the template has one and `templates.html` is on.
+    pub html: Option<String>,
+}
+
+/// Settings taken from the config once.
+struct Settings {
+    product_name: String,
+    max_value_chars: usize,
+    html: bool,
+    unique_header: bool,
+    unique_subject: bool,
+    origin: mime::Origin,
+    envelope_from: Option<String>,
+    domain: String,
+    attach_headers: bool,
+    max_header_bytes: usize,
+    rule_cap: usize,
+    default_tz: Tz,
+    cluster_tz: HashMap<String, Tz>,
+}
+
+impl Settings {
+    fn from_config(c: &Config) -> Settings {
+        let from = lettre::message::Mailbox::new(
+            c.sender.display_name.clone(),
+            c.sender.address.0.clone(),
+        );
+        Settings {
+            product_name: c.templates.product_name.clone(),
+            max_value_chars: c.templates.max_value_chars,
+            html: c.templates.html,
+            unique_header: c.unique_id.header,
+            unique_subject: c.unique_id.subject,
+            origin: mime::Origin {
+                from,
+                reply_to: c
+                    .sender
+                    .reply_to
+                    .as_ref()
+                    .map(|r| lettre::message::Mailbox::new(None, r.0.clone())),
+            },
+            envelope_from: match c.sender.envelope() {
+                EnvelopeSender::Null => None,
+                EnvelopeSender::Address(a) => Some(a.as_str().to_string()),
+            },
+            domain: c.sender.address.domain().to_string(),
+            attach_headers: c.rules.attach_original_headers,
+            max_header_bytes: c.rules.max_header_bytes,
+            rule_cap: c.rules.max_notifications_per_message,
+            default_tz: c.application.default_timezone,
+            cluster_tz: c
+                .application
+                .clusters
+                .iter()
+                .map(|(k, v)| (k.clone(), v.timezone))
+                .collect(),
+        }
+    }
+
+    fn cluster_tz(&self, cluster: &str) -> Tz {
+        self.cluster_tz
+            .get(cluster)
+            .copied()
+            .unwrap_or(self.default_tz)
+    }
+}
+
+/// What `render` needs to know about a request before it renders.
+struct Plan<'a> {
+    kind: &'static str,
+    template: &'a str,
+    group: &'static str,
+    event_id: &'a str,
+    language: &'a str,
+    recipients: Vec<&'a str>,
+    date: crate::event::time::Timestamp,
+    tz: Tz,
+    gateway_message_id: Option<&'a str>,
+    internal: bool,
+    original_headers: Option<&'a str>,
+}
+
+fn plan<'a>(s: &Settings, req: &'a Request) -> Plan<'a> {
+    match req {
+        Request::Rule(n) => Plan {
+            kind: "rule",
+            template: &n.template,
+            group: n.group.as_str(),
+            event_id: &n.verdict.event_id,
+            language: &n.language,
+            recipients: vec![n.recipient.as_str()],
+            date: n.verdict.received_at,
+            tz: s.cluster_tz(&n.verdict.cluster_id),
+            gateway_message_id: Some(&n.verdict.message_id),
+            internal: !matches!(n.group, NotifyGroup::Sender | NotifyGroup::Recipients),
+            original_headers: if s.attach_headers {
+                n.verdict.original_headers.as_deref()
+            } else {
+                None
+            },
+        },
+        Request::RuleCapSummary(c) => Plan {
+            kind: "rule_cap_summary",
+            template: "rule/cap-summary",
+            group: "",
+            event_id: &c.verdict.event_id,
+            language: &c.language,
+            recipients: c.recipients.iter().map(String::as_str).collect(),
+            date: c.verdict.received_at,
+            tz: s.cluster_tz(&c.verdict.cluster_id),
+            gateway_message_id: Some(&c.verdict.message_id),
+            internal: true,
+            original_headers: None,
+        },
+        Request::Bounce(b) => Plan {
+            kind: "bounce",
+            template: "bounce/notice",
+            group: "",
+            event_id: &b.event.event_id,
+            language: &b.language,
+            recipients: b.recipients.iter().map(String::as_str).collect(),
+            date: b.event.occurred_at,
+            tz: s.cluster_tz(&b.event.cluster_id),
+            gateway_message_id: b.event.message_id.as_deref(),
+            internal: true,
+            original_headers: None,
+        },
+        Request::BounceBurst(b) => Plan {
+            kind: "bounce_burst_summary",
+            template: "bounce/burst-summary",
+            group: "",
+            event_id: &b.id_seed,
+            language: &b.language,
+            recipients: b.recipients.iter().map(String::as_str).collect(),
+            date: b.window_end,
+            tz: s.default_tz,
+            gateway_message_id: None,
+            internal: true,
+            original_headers: None,
+        },
+        Request::Application(a) => Plan {
+            kind: match a.kind {
+                ApplicationKind::Digest => "application_digest",
+                ApplicationKind::Change => "application_change",
+            },
+            template: a.kind.template(),
+            group: "",
+            event_id: &a.id_seed,
+            language: &a.language,
+            recipients: a.recipients.iter().map(String::as_str).collect(),
+            date: a.at,
+            tz: a.tz,
+            gateway_message_id: None,
+            internal: true,
+            original_headers: None,
+        },
+    }
+}
+
+/// The renderer: compiled templates and the settings of every message. Cheap to share
+/// (`&self` everywhere); build it once at start-up.
+pub struct Renderer {
+    templates: Templates,
+    settings: Settings,
+    metrics: Metrics,
+}
+
+fn contexts(
+    s: &Settings,
+    req: &Request,
+    notification_id: &str,
+    language: &str,
+    tz: Tz,
+) -> serde_json::Value {
+    let lang = Lang::from_code(language);
+    let ctx = Ctx {
+        product_name: &s.product_name,
+        notification_id,
+        language,
+        lang,
+        san: Sanitizer {
+            max_chars: s.max_value_chars,
+            lang,
+        },
+        tz,
+        max_header_bytes: s.max_header_bytes,
+    };
+    match req {
+        Request::Rule(n) => context::rule(&ctx, n),
+        Request::RuleCapSummary(c) => context::rule_cap(&ctx, c, s.rule_cap),
+        Request::Bounce(b) => context::bounce(&ctx, b),
+        Request::BounceBurst(b) => context::burst(&ctx, b),
+        Request::Application(a) => context::application(&ctx, a),
+    }
+}
+
+fn sample_contexts(s: &Settings) -> SampleContexts {
+    Schema::ALL
+        .into_iter()
+        .map(|schema| {
+            let values = samples::requests(schema)
+                .iter()
+                .map(|(label, req)| {
+                    let p = plan(s, req);
+                    (
+                        *label,
+                        contexts(s, req, "0123456789abcdef", p.language, p.tz),
+                    )
+                })
+                .collect();
+            (schema, values)
+        })
+        .collect()
+}
+
+/// Every template problem of a config: template files (file and line) and the config's
+/// references to templates and languages (config path). Empty when all is well. This is what
+/// `check-config` adds to the config's own validation.
+pub fn check(config: &Config) -> Vec<Problem> {
+    load(config, &Settings::from_config(config)).1
+}
+
+fn load(config: &Config, settings: &Settings) -> (Templates, Vec<Problem>) {
+    let (templates, mut problems) =
+        templates::load(config.templates.dir.as_deref(), &sample_contexts(settings));
+    let mut bad_names = Vec::new();
+    let mut need = |path: String, name: &str, lang: &str| {
+        if templates.get(name, lang).is_none() {
+            let what = if templates.has_name(name) {
+                format!("template {name} has no {lang:?} version: add {name}.{lang}.subject.hbs and {name}.{lang}.text.hbs to the template directory (built-in languages: en, ru, de)")
+            } else {
+                format!("no template {name}: add {name}.{lang}.subject.hbs and {name}.{lang}.text.hbs to the template directory")
+            };
+            problems.push(Problem {
+                path,
+                message: what,
+            });
+        }
+    };
+    let r = &config.rules;
+    if r.enabled {
+        for g in NotifyGroup::ALL {
+            need(
+                "rules.language".into(),
+                &format!("rule/{}", g.as_str()),
+                &r.language,
+            );
+        }
+        need("rules.language".into(), "rule/cap-summary", &r.language);
+        for (path, rule) in std::iter::once(("rules.default".to_string(), &r.default)).chain(
+            r.rule
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| (format!("rules.rule[{i}]"), rule)),
+        ) {
+            for (group, name) in [
+                ("general", &rule.templates.general),
+                ("sender", &rule.templates.sender),
+                ("recipients", &rule.templates.recipients),
+                ("additional", &rule.templates.additional),
+            ] {
+                if let Some(name) = name {
+                    let p = format!("{path}.templates.{group}");
+                    if Schema::of(name) != Some(Schema::Rule) {
+                        bad_names.push(Problem {
+                            path: p,
+                            message: format!("{name:?} is not a rule template; write e.g. \"rule/{group}\" or your own \"rule/…\""),
+                        });
+                    } else {
+                        need(p, name, &r.language);
+                    }
+                }
+            }
+        }
+    }
+    if config.bounce.enabled {
+        for (i, g) in config.bounce.recipients.iter().enumerate() {
+            for name in ["bounce/notice", "bounce/burst-summary"] {
+                need(
+                    format!("bounce.recipients[{i}].language"),
+                    name,
+                    &g.language,
+                );
+            }
+        }
+    }
+    if config.application.enabled {
+        for (i, g) in config.application.recipients.iter().enumerate() {
+            for name in ["application/digest", "application/change"] {
+                need(
+                    format!("application.recipients[{i}].language"),
+                    name,
+                    &g.language,
+                );
+            }
+        }
+    }
+    problems.extend(bad_names);
+    (templates, problems)
+}
+
+impl Renderer {
+    /// Compiles every template (built-in and `[templates] dir`) and checks the config's
+    /// references to them; fails with every problem found, as `check-config` reports them.
+    pub fn new(config: &Config, registry: &Registry) -> Result<Renderer, RenderError> {
+        let settings = Settings::from_config(config);
+        let (templates, problems) = load(config, &settings);
+        if !problems.is_empty() {
+            return Err(RenderError::Templates(problems));
+        }
+        Ok(Renderer {
+            templates,
+            settings,
+            metrics: Metrics::new(registry),
+        })
+    }
+
+    /// Where the template `name` in `lang` comes from (`built-in` or the directory), if any.
+    pub fn template_origin(&self, name: &str, lang: &str) -> Option<&str> {
+        self.templates.get(name, lang).map(|e| e.origin.as_str())
+    }
+
+    /// Renders one notification. Never fails: a template error sends the fallback.
+    pub fn render(&self, req: &Request) -> Rendered {
+        let s = &self.settings;
+        let p = plan(s, req);
+        let mut valid = Vec::with_capacity(p.recipients.len());
+        let mut recipients = Vec::with_capacity(p.recipients.len());
+        let mut invalid = Vec::new();
+        for r in &p.recipients {
+            match r.trim().parse::<lettre::Address>() {
+                Ok(a) => {
+                    recipients.push(a.to_string());
+                    valid.push(a);
+                }
+                Err(_) => invalid.push((*r).to_string()),
+            }
+        }
+        let ids = mime::ids(
+            p.event_id,
+            p.kind,
+            p.group,
+            p.template,
+            &recipients,
+            &s.domain,
+        );
+        self.metrics.rendered.with_label_values(&[p.kind]).inc();
+
+        let attempt = self.render_template(req, &p, &ids).and_then(
+            |Parts {
+                 subject,
+                 text,
+                 html,
+             }| {
+                let bytes = mime::build(
+                    &s.origin,
+                    mime::Mail {
+                        ids: &ids,
+                        to: &valid,
+                        subject: &subject,
+                        text,
+                        html,
+                        headers_attachment: p
+                            .original_headers
+                            .map(|h| header_block(h, s.max_header_bytes)),
+                        date: p.date,
+                        unique_header: s.unique_header,
+                        gateway_message_id: p.gateway_message_id,
+                    },
+                )
+                .map_err(|e| format!("building the message: {e}"))?;
+                Ok((subject, bytes))
+            },
+        );
+        let (subject, bytes, template, fallback_used) = match attempt {
+            Ok((subject, bytes)) => (subject, bytes, p.template.to_string(), false),
+            Err(error) => {
+                RenderFellBack {
+                    kind: p.kind,
+                    template: p.template,
+                    event_id: p.event_id,
+                    error: &error,
+                }
+                .emit(&self.metrics);
+                let fb = fallback::fallback(
+                    req,
+                    p.template,
+                    &error,
+                    &ids.notification_id,
+                    p.internal,
+                    p.tz,
+                    s.max_value_chars,
+                );
+                let subject = self.with_id(header_line(&fb.subject), &ids);
+                let bytes = mime::build(
+                    &s.origin,
+                    mime::Mail {
+                        ids: &ids,
+                        to: &valid,
+                        subject: &subject,
+                        text: fb.text,
+                        html: None,
+                        headers_attachment: None,
+                        date: p.date,
+                        unique_header: s.unique_header,
+                        gateway_message_id: p.gateway_message_id,
+                    },
+                )
+                .unwrap_or_else(|e| minimal_message(&ids, &subject, &e));
+                (subject, bytes, "fallback".to_string(), true)
+            }
+        };
+        Rendered {
+            message_id: ids.message_id.clone(),
+            notification_id: ids.notification_id.clone(),
+            envelope_from: s.envelope_from.clone(),
+            recipients,
+            invalid_recipients: invalid,
+            subject,
+            template,
+            bytes,
+            fallback_used,
+        }
+    }
+
+    fn with_id(&self, subject: String, ids: &mime::Ids) -> String {
+        if self.settings.unique_subject {
+            format!("{subject} [ID: {}]", ids.notification_id)
+        } else {
+            subject
+        }
+    }
+
+    /// What the templates make of `req` before it becomes MIME — the subject as sent, the text
+    /// and the HTML body — or the error that would send the fallback. For tests and tools.
+    pub fn render_parts(&self, req: &Request) -> Result<Parts, String> {
+        let p = plan(&self.settings, req);
+        let recipients: Vec<String> = p
+            .recipients
+            .iter()
+            .filter_map(|r| {
+                r.trim()
+                    .parse::<lettre::Address>()
+                    .ok()
+                    .map(|a| a.to_string())
+            })
+            .collect();
+        let ids = mime::ids(
+            p.event_id,
+            p.kind,
+            p.group,
+            p.template,
+            &recipients,
+            &self.settings.domain,
+        );
+        self.render_template(req, &p, &ids)
+    }
+
+    /// Subject, text and optional HTML from the templates, or the error that stops them.
+    fn render_template(
+        &self,
+        req: &Request,
+        p: &Plan<'_>,
+        ids: &mime::Ids,
+    ) -> Result<Parts, String> {
+        let (entry, language) = match self.templates.get(p.template, p.language) {
+            Some(e) => (e, p.language),
+            None => match self.templates.get(p.template, "en") {
+                Some(e) => (e, "en"),
+                None => {
+                    return Err(format!(
+                        "no template {} in language {:?} or \"en\"",
+                        p.template, p.language
+                    ))
+                }
+            },
+        };
+        let value = contexts(&self.settings, req, &ids.notification_id, language, p.tz);
+        let ctx = Context::from(value);
+        let fail = |e: handlebars::RenderError| {
+            format!(
+                "{} line {}: {}",
+                e.template_name.as_deref().unwrap_or(p.template),
+                e.line_no.map_or_else(|| "?".to_string(), |l| l.to_string()),
+                e.reason()
+            )
+        };
+        let subject = self
+            .templates
+            .text
+            .render_with_context(&entry.subject, &ctx)
+            .map_err(fail)?;
+        let text = self
+            .templates
+            .text
+            .render_with_context(&entry.text, &ctx)
+            .map_err(fail)?;
+        let html = match (&entry.html, self.settings.html) {
+            (Some(key), true) => Some(
+                self.templates
+                    .html
+                    .render_with_context(key, &ctx)
+                    .map_err(fail)?,
+            ),
+            _ => None,
+        };
+        Ok(Parts {
+            subject: self.with_id(header_line(&subject), ids),
+            text,
+            html,
+        })
+    }
+}
+
+/// The last resort if even the fallback cannot be built (it can't, short of a lettre bug): a
+/// hand-written ASCII message that still names the problem.
+fn minimal_message(ids: &mime::Ids, subject: &str, error: &str) -> Vec<u8> {
+    let ascii = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect()
+    };
+    format!(
+        "Message-ID: {}\r\nSubject: {}\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nmailgate-notify could not build this notification: {}\r\nNotification id: {}\r\n",
+        ids.message_id,
+        ascii(subject),
+        ascii(error),
+        ids.notification_id
+    )
+    .into_bytes()
+}
