@@ -1362,6 +1362,17 @@ mod tests {
     }
 
     #[test]
+    fn breaker_thresholds_default_and_are_validated() {
+        let c = load("").unwrap();
+        assert_eq!(c.smtp.breaker.failures, 5);
+        assert_eq!(c.smtp.breaker.initial, Duration::from_secs(1));
+        assert_eq!(c.smtp.breaker.max, Duration::from_secs(60));
+        let e =
+            load("[smtp.breaker]\nfailures = 0\ninitial = \"10s\"\nmax = \"5s\"\n").unwrap_err();
+        assert_eq!(paths(e), vec!["smtp.breaker.failures", "smtp.breaker.max"]);
+    }
+
+    #[test]
     fn every_cross_field_problem_is_reported_at_once() {
         let e = load(
             r#"

@@ -36,7 +36,7 @@ pub(crate) struct WireTotals {
     messages_one_write: AtomicU64,
 }
 
-/// A snapshot of [`WireTotals`].
+/// Socket-level facts over every connection the pool has opened ([`Outbox::wire_stats`](crate::deliver::Outbox::wire_stats)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WireStats {
     /// TCP connections opened.
