@@ -79,7 +79,7 @@ const METRICS: &[Metric] = &[
     metric("outbox_depth", Type::Gauge, &[]),
     metric("outbox_capacity", Type::Gauge, &[]),
     metric("smtp_connections", Type::Gauge, &[]),
-    // 0 closed, 1 open, 2 half-open.
+    // 0 closed, 1 half-open, 2 open.
     metric("smtp_breaker_state", Type::Gauge, &[]),
     metric("smtp_breaker_transitions_total", Type::Counter, &["to"]),
     metric("smtp_connects_total", Type::Counter, &["result"]),
