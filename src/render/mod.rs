@@ -355,7 +355,7 @@ fn load(config: &Config, settings: &Settings) -> (Templates, Vec<Problem>) {
         templates::load(config.templates.dir.as_deref(), &sample_contexts(settings));
     let mut bad_names = Vec::new();
     let mut need = |path: String, name: &str, lang: &str| {
-        if templates.get(name, lang).is_none() {
+        if templates.get(name, lang).is_none() && !templates.is_broken(name, lang) {
             let what = if templates.has_name(name) {
                 format!("template {name} has no {lang:?} version: add {name}.{lang}.subject.hbs and {name}.{lang}.text.hbs to the template directory (built-in languages: en, ru, de)")
             } else {
@@ -454,26 +454,8 @@ impl Renderer {
     pub fn render(&self, req: &Request) -> Rendered {
         let s = &self.settings;
         let p = plan(s, req);
-        let mut valid = Vec::with_capacity(p.recipients.len());
-        let mut recipients = Vec::with_capacity(p.recipients.len());
-        let mut invalid = Vec::new();
-        for r in &p.recipients {
-            match r.trim().parse::<lettre::Address>() {
-                Ok(a) => {
-                    recipients.push(a.to_string());
-                    valid.push(a);
-                }
-                Err(_) => invalid.push((*r).to_string()),
-            }
-        }
-        let ids = mime::ids(
-            p.event_id,
-            p.kind,
-            p.group,
-            p.template,
-            &recipients,
-            &s.domain,
-        );
+        let to = Addressees::of(&p.recipients);
+        let ids = self.ids(&p, &to.accepted);
         self.metrics.rendered.with_label_values(&[p.kind]).inc();
 
         let attempt = self.render_template(req, &p, &ids).and_then(
@@ -486,7 +468,7 @@ impl Renderer {
                     &s.origin,
                     mime::Mail {
                         ids: &ids,
-                        to: &valid,
+                        to: &to.valid,
                         subject: &subject,
                         text,
                         html,
@@ -526,7 +508,7 @@ impl Renderer {
                     &s.origin,
                     mime::Mail {
                         ids: &ids,
-                        to: &valid,
+                        to: &to.valid,
                         subject: &subject,
                         text: fb.text,
                         html: None,
@@ -544,13 +526,24 @@ impl Renderer {
             message_id: ids.message_id.clone(),
             notification_id: ids.notification_id.clone(),
             envelope_from: s.envelope_from.clone(),
-            recipients,
-            invalid_recipients: invalid,
+            recipients: to.accepted,
+            invalid_recipients: to.invalid,
             subject,
             template,
             bytes,
             fallback_used,
         }
+    }
+
+    fn ids(&self, p: &Plan<'_>, accepted: &[String]) -> mime::Ids {
+        mime::ids(
+            p.event_id,
+            p.kind,
+            p.group,
+            p.template,
+            accepted,
+            &self.settings.domain,
+        )
     }
 
     fn with_id(&self, subject: String, ids: &mime::Ids) -> String {
@@ -565,24 +558,7 @@ impl Renderer {
     /// and the HTML body — or the error that would send the fallback. For tests and tools.
     pub fn render_parts(&self, req: &Request) -> Result<Parts, String> {
         let p = plan(&self.settings, req);
-        let recipients: Vec<String> = p
-            .recipients
-            .iter()
-            .filter_map(|r| {
-                r.trim()
-                    .parse::<lettre::Address>()
-                    .ok()
-                    .map(|a| a.to_string())
-            })
-            .collect();
-        let ids = mime::ids(
-            p.event_id,
-            p.kind,
-            p.group,
-            p.template,
-            &recipients,
-            &self.settings.domain,
-        );
+        let ids = self.ids(&p, &Addressees::of(&p.recipients).accepted);
         self.render_template(req, &p, &ids)
     }
 
@@ -609,7 +585,7 @@ impl Renderer {
         let ctx = Context::from(value);
         let fail = |e: handlebars::RenderError| {
             format!(
-                "{} line {}: {}",
+                "{}.hbs line {}: {}",
                 e.template_name.as_deref().unwrap_or(p.template),
                 e.line_no.map_or_else(|| "?".to_string(), |l| l.to_string()),
                 e.reason()
@@ -639,6 +615,34 @@ impl Renderer {
             text,
             html,
         })
+    }
+}
+
+/// A request's addresses, split into the valid ones (sent to, and part of the Message-ID) and
+/// the rest (reported, never sent to: an event's address could be anything).
+struct Addressees {
+    valid: Vec<lettre::Address>,
+    accepted: Vec<String>,
+    invalid: Vec<String>,
+}
+
+impl Addressees {
+    fn of(list: &[&str]) -> Addressees {
+        let mut a = Addressees {
+            valid: Vec::with_capacity(list.len()),
+            accepted: Vec::with_capacity(list.len()),
+            invalid: Vec::new(),
+        };
+        for r in list {
+            match r.trim().parse::<lettre::Address>() {
+                Ok(addr) => {
+                    a.accepted.push(addr.to_string());
+                    a.valid.push(addr);
+                }
+                Err(_) => a.invalid.push((*r).to_string()),
+            }
+        }
+        a
     }
 }
 
