@@ -669,3 +669,73 @@ fn minimal_message(ids: &mime::Ids, subject: &str, error: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    struct NoEnv;
+    impl crate::config::Env for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn config(extra: &str) -> Config {
+        let toml = format!(
+            "[sender]\naddress = \"n@example.com\"\n[[application.recipients]]\naddresses = [\"a@example.com\"]\nlanguage = \"ru\"\n[[bounce.recipients]]\naddresses = [\"p@example.com\"]\nlanguage = \"de\"\n{extra}"
+        );
+        Config::from_toml(&toml, Path::new("."), &NoEnv).unwrap()
+    }
+
+    #[test]
+    fn every_built_in_template_passes_the_load_time_checks_in_every_language() {
+        assert_eq!(check(&config("")), vec![]);
+        let (t, problems) = load(&config(""), &Settings::from_config(&config("")));
+        assert!(problems.is_empty());
+        for name in builtin::NAMES {
+            for lang in i18n::BUILTIN_LANGUAGES {
+                let e = t.get(name, lang).unwrap();
+                assert!(e.html.is_some(), "{name} {lang} has an HTML part");
+                assert_eq!(e.origin, "built-in");
+            }
+        }
+    }
+
+    #[test]
+    fn every_sample_request_renders_without_the_fallback() {
+        let c = config("");
+        let r = Renderer::new(&c, &Registry::new()).unwrap();
+        for schema in Schema::ALL {
+            for (label, req) in samples::requests(schema) {
+                let out = r.render(&req);
+                assert!(
+                    !out.fallback_used,
+                    "{schema:?} {label}: {}",
+                    String::from_utf8_lossy(&out.bytes)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_null_envelope_sender_is_none_and_the_domain_names_the_message_id() {
+        let c = config("");
+        let mut c2 = c.clone();
+        c2.sender.envelope_sender = Some(EnvelopeSender::Null);
+        let r = Renderer::new(&c2, &Registry::new()).unwrap();
+        let [(_, req), _] = samples::requests(Schema::Bounce);
+        let out = r.render(&req);
+        assert_eq!(out.envelope_from, None);
+        assert!(
+            out.message_id.ends_with(".mailgate-notify@example.com>"),
+            "{}",
+            out.message_id
+        );
+        assert_eq!(
+            out.message_id.len(),
+            "<.mailgate-notify@example.com>".len() + 32
+        );
+    }
+}
