@@ -35,18 +35,18 @@ pub fn fallback(
     };
     let mut facts: Vec<(&str, String)> = Vec::new();
     let opt = |s: Option<&String>| s.map(|s| san.text(s)).unwrap_or_else(|| "-".into());
+    let sender = |s: &str| {
+        if s.is_empty() {
+            "<>".to_string()
+        } else {
+            san.plain(s)
+        }
+    };
     match req {
         Request::Rule(n) => {
             let v = &n.verdict;
             facts.push(("Gateway message id", san.plain(&v.message_id)));
-            facts.push((
-                "Sender",
-                if v.sender.is_empty() {
-                    "<>".into()
-                } else {
-                    san.plain(&v.sender)
-                },
-            ));
+            facts.push(("Sender", sender(&v.sender)));
             facts.push(("Subject", opt(v.subject.as_ref())));
             facts.push(("Received", fmt_time(&v.received_at, tz)));
             facts.push((
@@ -88,7 +88,7 @@ pub fn fallback(
             let v = &s.verdict;
             facts.push(("Event id", san.plain(&v.event_id)));
             facts.push(("Gateway message id", san.plain(&v.message_id)));
-            facts.push(("Sender", san.plain(&v.sender)));
+            facts.push(("Sender", sender(&v.sender)));
             facts.push(("Subject", opt(v.subject.as_ref())));
             facts.push(("Notifications sent", s.sent.to_string()));
             facts.push(("Notifications withheld", s.withheld.to_string()));
@@ -109,7 +109,7 @@ pub fn fallback(
             facts.push(("Class", b.class.as_str().into()));
             facts.push(("Queue id", san.plain(&b.queue_id)));
             facts.push(("Reason", opt(b.reason.as_ref())));
-            facts.push(("Sender", san.plain(&b.sender)));
+            facts.push(("Sender", sender(&b.sender)));
             facts.push((
                 "Recipients",
                 b.recipients

@@ -64,7 +64,7 @@ impl Lang {
     }
 
     /// A scan status in words; an unknown status is shown as its code.
-    pub fn status<'a>(self, code: &'a str) -> &'a str {
+    pub fn status(self, code: &str) -> &str {
         pick(STATUS, code, self).unwrap_or(code)
     }
 
@@ -112,7 +112,7 @@ impl Lang {
     }
 
     /// A known attribute name in words; others are shown as they are.
-    pub fn attribute<'a>(self, name: &'a str) -> &'a str {
+    pub fn attribute(self, name: &str) -> &str {
         pick(ATTRIBUTE, name, self).unwrap_or(name)
     }
 }

@@ -140,15 +140,12 @@ pub fn build(origin: &Origin, mail: Mail<'_>) -> Result<Vec<u8>, String> {
     }
     let boundary = |n: u8| format!("=_mailgate_{}_{n}", &mail.ids.digest[..24]);
     let text = SinglePart::plain(mail.text);
-    let body = match mail.html {
-        Some(html) => Some(
-            MultiPart::alternative()
-                .boundary(boundary(1))
-                .singlepart(text.clone())
-                .singlepart(SinglePart::html(html)),
-        ),
-        None => None,
-    };
+    let body = mail.html.map(|html| {
+        MultiPart::alternative()
+            .boundary(boundary(1))
+            .singlepart(text.clone())
+            .singlepart(SinglePart::html(html))
+    });
     let message = match (body, mail.headers_attachment) {
         (body, Some(headers)) => {
             let ct = ContentType::parse("text/rfc822-headers; charset=utf-8")

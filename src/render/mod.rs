@@ -355,7 +355,7 @@ fn load(config: &Config, settings: &Settings) -> (Templates, Vec<Problem>) {
         templates::load(config.templates.dir.as_deref(), &sample_contexts(settings));
     let mut bad_names = Vec::new();
     let mut need = |path: String, name: &str, lang: &str| {
-        if templates.get(name, lang).is_none() {
+        if templates.get(name, lang).is_none() && !templates.is_broken(name, lang) {
             let what = if templates.has_name(name) {
                 format!("template {name} has no {lang:?} version: add {name}.{lang}.subject.hbs and {name}.{lang}.text.hbs to the template directory (built-in languages: en, ru, de)")
             } else {
@@ -454,26 +454,8 @@ impl Renderer {
     pub fn render(&self, req: &Request) -> Rendered {
         let s = &self.settings;
         let p = plan(s, req);
-        let mut valid = Vec::with_capacity(p.recipients.len());
-        let mut recipients = Vec::with_capacity(p.recipients.len());
-        let mut invalid = Vec::new();
-        for r in &p.recipients {
-            match r.trim().parse::<lettre::Address>() {
-                Ok(a) => {
-                    recipients.push(a.to_string());
-                    valid.push(a);
-                }
-                Err(_) => invalid.push((*r).to_string()),
-            }
-        }
-        let ids = mime::ids(
-            p.event_id,
-            p.kind,
-            p.group,
-            p.template,
-            &recipients,
-            &s.domain,
-        );
+        let to = Addressees::of(&p.recipients);
+        let ids = self.ids(&p, &to.accepted);
         self.metrics.rendered.with_label_values(&[p.kind]).inc();
 
         let attempt = self.render_template(req, &p, &ids).and_then(
@@ -486,7 +468,7 @@ impl Renderer {
                     &s.origin,
                     mime::Mail {
                         ids: &ids,
-                        to: &valid,
+                        to: &to.valid,
                         subject: &subject,
                         text,
                         html,
@@ -526,7 +508,7 @@ impl Renderer {
                     &s.origin,
                     mime::Mail {
                         ids: &ids,
-                        to: &valid,
+                        to: &to.valid,
                         subject: &subject,
                         text: fb.text,
                         html: None,
@@ -544,13 +526,24 @@ impl Renderer {
             message_id: ids.message_id.clone(),
             notification_id: ids.notification_id.clone(),
             envelope_from: s.envelope_from.clone(),
-            recipients,
-            invalid_recipients: invalid,
+            recipients: to.accepted,
+            invalid_recipients: to.invalid,
             subject,
             template,
             bytes,
             fallback_used,
         }
+    }
+
+    fn ids(&self, p: &Plan<'_>, accepted: &[String]) -> mime::Ids {
+        mime::ids(
+            p.event_id,
+            p.kind,
+            p.group,
+            p.template,
+            accepted,
+            &self.settings.domain,
+        )
     }
 
     fn with_id(&self, subject: String, ids: &mime::Ids) -> String {
@@ -565,24 +558,7 @@ impl Renderer {
     /// and the HTML body — or the error that would send the fallback. For tests and tools.
     pub fn render_parts(&self, req: &Request) -> Result<Parts, String> {
         let p = plan(&self.settings, req);
-        let recipients: Vec<String> = p
-            .recipients
-            .iter()
-            .filter_map(|r| {
-                r.trim()
-                    .parse::<lettre::Address>()
-                    .ok()
-                    .map(|a| a.to_string())
-            })
-            .collect();
-        let ids = mime::ids(
-            p.event_id,
-            p.kind,
-            p.group,
-            p.template,
-            &recipients,
-            &self.settings.domain,
-        );
+        let ids = self.ids(&p, &Addressees::of(&p.recipients).accepted);
         self.render_template(req, &p, &ids)
     }
 
@@ -609,7 +585,7 @@ impl Renderer {
         let ctx = Context::from(value);
         let fail = |e: handlebars::RenderError| {
             format!(
-                "{} line {}: {}",
+                "{}.hbs line {}: {}",
                 e.template_name.as_deref().unwrap_or(p.template),
                 e.line_no.map_or_else(|| "?".to_string(), |l| l.to_string()),
                 e.reason()
@@ -642,6 +618,34 @@ impl Renderer {
     }
 }
 
+/// A request's addresses, split into the valid ones (sent to, and part of the Message-ID) and
+/// the rest (reported, never sent to: an event's address could be anything).
+struct Addressees {
+    valid: Vec<lettre::Address>,
+    accepted: Vec<String>,
+    invalid: Vec<String>,
+}
+
+impl Addressees {
+    fn of(list: &[&str]) -> Addressees {
+        let mut a = Addressees {
+            valid: Vec::with_capacity(list.len()),
+            accepted: Vec::with_capacity(list.len()),
+            invalid: Vec::new(),
+        };
+        for r in list {
+            match r.trim().parse::<lettre::Address>() {
+                Ok(addr) => {
+                    a.accepted.push(addr.to_string());
+                    a.valid.push(addr);
+                }
+                Err(_) => a.invalid.push((*r).to_string()),
+            }
+        }
+        a
+    }
+}
+
 /// The last resort if even the fallback cannot be built (it can't, short of a lettre bug): a
 /// hand-written ASCII message that still names the problem.
 fn minimal_message(ids: &mime::Ids, subject: &str, error: &str) -> Vec<u8> {
@@ -664,4 +668,74 @@ fn minimal_message(ids: &mime::Ids, subject: &str, error: &str) -> Vec<u8> {
         ids.notification_id
     )
     .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    struct NoEnv;
+    impl crate::config::Env for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn config(extra: &str) -> Config {
+        let toml = format!(
+            "[sender]\naddress = \"n@example.com\"\n[[application.recipients]]\naddresses = [\"a@example.com\"]\nlanguage = \"ru\"\n[[bounce.recipients]]\naddresses = [\"p@example.com\"]\nlanguage = \"de\"\n{extra}"
+        );
+        Config::from_toml(&toml, Path::new("."), &NoEnv).unwrap()
+    }
+
+    #[test]
+    fn every_built_in_template_passes_the_load_time_checks_in_every_language() {
+        assert_eq!(check(&config("")), vec![]);
+        let (t, problems) = load(&config(""), &Settings::from_config(&config("")));
+        assert!(problems.is_empty());
+        for name in builtin::NAMES {
+            for lang in i18n::BUILTIN_LANGUAGES {
+                let e = t.get(name, lang).unwrap();
+                assert!(e.html.is_some(), "{name} {lang} has an HTML part");
+                assert_eq!(e.origin, "built-in");
+            }
+        }
+    }
+
+    #[test]
+    fn every_sample_request_renders_without_the_fallback() {
+        let c = config("");
+        let r = Renderer::new(&c, &Registry::new()).unwrap();
+        for schema in Schema::ALL {
+            for (label, req) in samples::requests(schema) {
+                let out = r.render(&req);
+                assert!(
+                    !out.fallback_used,
+                    "{schema:?} {label}: {}",
+                    String::from_utf8_lossy(&out.bytes)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_null_envelope_sender_is_none_and_the_domain_names_the_message_id() {
+        let c = config("");
+        let mut c2 = c.clone();
+        c2.sender.envelope_sender = Some(EnvelopeSender::Null);
+        let r = Renderer::new(&c2, &Registry::new()).unwrap();
+        let [(_, req), _] = samples::requests(Schema::Bounce);
+        let out = r.render(&req);
+        assert_eq!(out.envelope_from, None);
+        assert!(
+            out.message_id.ends_with(".mailgate-notify@example.com>"),
+            "{}",
+            out.message_id
+        );
+        assert_eq!(
+            out.message_id.len(),
+            "<.mailgate-notify@example.com>".len() + 32
+        );
+    }
 }

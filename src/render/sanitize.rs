@@ -82,10 +82,15 @@ fn in_host(c: char) -> bool {
 /// and the host are touched, so the text stays readable and a second pass changes nothing. A
 /// scheme is defanged wherever it stands (`x-http://…` is still a link to many clients).
 pub fn defang(s: &str) -> Cow<'_, str> {
-    let lower = s.to_ascii_lowercase();
-    if !lower.contains("://") && !lower.contains("www.") {
+    // The common case (no link) is decided without allocating.
+    let has_www = s
+        .as_bytes()
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"www."));
+    if !s.contains("://") && !has_www {
         return Cow::Borrowed(s);
     }
+    let lower = s.to_ascii_lowercase();
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len() + 16);
     let mut i = 0;

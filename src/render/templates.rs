@@ -15,7 +15,7 @@ use super::samples::Schema;
 use crate::config::Problem;
 use handlebars::template::Template;
 use handlebars::{handlebars_helper, Context, Handlebars, JsonValue};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// The three parts of a template.
@@ -68,9 +68,16 @@ pub struct Templates {
     /// HTML bodies: HTML escaping.
     pub html: Handlebars<'static>,
     index: HashMap<String, HashMap<String, Entry>>,
+    /// (name, language) pairs that exist but failed to load (already reported).
+    broken: HashSet<(String, String)>,
 }
 
 impl Templates {
+    /// Whether `name` in `lang` exists but has problems (so a "missing" report would mislead).
+    pub fn is_broken(&self, name: &str, lang: &str) -> bool {
+        self.broken.contains(&(name.to_string(), lang.to_string()))
+    }
+
     /// The template `name` in `lang`.
     pub fn get(&self, name: &str, lang: &str) -> Option<&Entry> {
         self.index.get(name).and_then(|l| l.get(lang))
@@ -138,10 +145,7 @@ fn problem(label: &str, line: Option<usize>, message: impl Into<String>) -> Prob
 /// Splits `rule/general.en.text.hbs` into (`rule/general`, `en`, text).
 fn parse_file_name(rel: &str) -> Result<(String, String, Part), String> {
     let bad = || {
-        format!(
-            "not a template file name: write KIND/NAME.LANG.PART.hbs with PART one of subject, \
-             text, html (e.g. rule/sender.de.text.hbs)"
-        )
+        "not a template file name: write KIND/NAME.LANG.PART.hbs with PART one of subject, text, html (e.g. rule/sender.de.text.hbs)".to_string()
     };
     let stem = rel.strip_suffix(".hbs").ok_or_else(bad)?;
     let (rest, part) = stem.rsplit_once('.').ok_or_else(bad)?;
@@ -158,7 +162,58 @@ fn parse_file_name(rel: &str) -> Result<(String, String, Part), String> {
     Ok((name.to_string(), lang.to_string(), part))
 }
 
-fn walk(dir: &Path, base: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+/// The usual syntax error in words: a block closed by the wrong tag, closed twice, or never
+/// closed — with the line that matters. `None` when the blocks balance (the error is elsewhere).
+fn block_hint(src: &str) -> Option<(usize, String)> {
+    let mut open: Vec<(String, usize)> = Vec::new();
+    let mut line = 1;
+    let mut rest = src;
+    while let Some(at) = rest.find("{{") {
+        line += rest[..at].matches('\n').count();
+        let tag = &rest[at + 2..];
+        let end = tag.find("}}").unwrap_or(tag.len());
+        let inner = tag[..end].trim_start_matches('~').trim();
+        let name = |s: &str| s.split_whitespace().next().unwrap_or("").to_string();
+        if let Some(b) = inner.strip_prefix('#') {
+            let b = b.trim_start_matches(['>', '*']);
+            open.push((name(b), line));
+        } else if let Some(c) = inner.strip_prefix('/') {
+            let c = name(c);
+            match open.pop() {
+                Some((o, _)) if o == c => {}
+                Some((o, at)) => {
+                    return Some((line, format!("{{{{/{c}}}}} closes {{{{#{o}}}}} opened on line {at}; close {{{{#{o}}}}} first")))
+                }
+                None => return Some((line, format!("{{{{/{c}}}}} closes a block that was never opened"))),
+            }
+        }
+        line += tag[..end].matches('\n').count();
+        rest = &tag[end..];
+    }
+    open.pop().map(|(o, at)| {
+        (
+            at,
+            format!("{{{{#{o}}}}} is never closed; add {{{{/{o}}}}}"),
+        )
+    })
+}
+
+/// `a/b/../c` → `a/c`, so that messages name the file as an operator would write it.
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -174,7 +229,7 @@ fn walk(dir: &Path, base: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Prob
     paths.sort();
     for p in paths {
         if p.is_dir() {
-            walk(&p, base, out, problems);
+            walk(&p, out, problems);
         } else if p.extension().is_some_and(|e| e == "hbs") {
             out.push(p);
         }
@@ -183,10 +238,10 @@ fn walk(dir: &Path, base: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Prob
 
 fn read_dir_sets(dir: &Path, problems: &mut Vec<Problem>) -> BTreeMap<(String, String), Set> {
     let mut files = Vec::new();
-    walk(dir, dir, &mut files, problems);
+    walk(dir, &mut files, problems);
     let mut sets: BTreeMap<(String, String), Set> = BTreeMap::new();
     for path in files {
-        let label = path.display().to_string();
+        let label = clean(&path).display().to_string();
         let rel = path
             .strip_prefix(dir)
             .map(|r| r.to_string_lossy().replace('\\', "/"))
@@ -290,16 +345,20 @@ fn compile_part(
     let template = match Template::compile_with_name(&translated, key.to_string()) {
         Ok(t) => t,
         Err(e) => {
-            let line = e.pos().map(|(l, _)| l);
-            let reason = e.reason().to_string();
-            // pest's message spans lines; the first says what was expected.
-            let reason = reason
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            problems.push(problem(&src.label, line, format!("syntax error: {reason}")));
+            let (line, message) = match block_hint(&translated) {
+                Some((line, hint)) => (Some(line), hint),
+                None => {
+                    // pest's message spans lines and lists grammar rules; keep it on one line.
+                    let reason = e.reason().to_string();
+                    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+                    (e.pos().map(|(l, _)| l), reason)
+                }
+            };
+            problems.push(problem(
+                &src.label,
+                line,
+                format!("syntax error: {message}"),
+            ));
             return false;
         }
     };
@@ -339,6 +398,7 @@ pub fn load(dir: Option<&Path>, samples: &SampleContexts) -> (Templates, Vec<Pro
         text: registry(false),
         html: registry(true),
         index: HashMap::new(),
+        broken: HashSet::new(),
     };
     for ((name, lang), set) in sets {
         let Some(schema) = Schema::of(&name) else {
@@ -366,6 +426,8 @@ pub fn load(dir: Option<&Path>, samples: &SampleContexts) -> (Templates, Vec<Pro
                     origin: set.origin,
                 },
             );
+        } else {
+            t.broken.insert((name, lang));
         }
     }
     (t, problems)
@@ -390,6 +452,27 @@ mod tests {
         assert!(parse_file_name("rule/sender.de.txt.hbs").is_err());
         assert!(parse_file_name("misc/sender.de.text.hbs").is_err());
         assert!(parse_file_name("rule/sender.DE.text.hbs").is_err());
+    }
+
+    #[test]
+    fn unbalanced_blocks_are_explained_with_the_line_that_matters() {
+        assert_eq!(
+            block_hint("a\n{{#if x}}\n{{#each y}}\n{{/if}}"),
+            Some((
+                4,
+                "{{/if}} closes {{#each}} opened on line 3; close {{#each}} first".into()
+            ))
+        );
+        assert_eq!(
+            block_hint("{{#each y}}\n{{x}}\n"),
+            Some((1, "{{#each}} is never closed; add {{/each}}".into()))
+        );
+        assert_eq!(
+            block_hint("{{/if}}"),
+            Some((1, "{{/if}} closes a block that was never opened".into()))
+        );
+        assert_eq!(block_hint("{{#if a}}{{else}}{{/if}} {{x"), None);
+        assert_eq!(clean(Path::new("a/b/../c/./d")), PathBuf::from("a/c/d"));
     }
 
     #[test]
