@@ -88,3 +88,23 @@ fn encode_regenerates_the_avro_fixtures_decoding_equal() {
         assert_eq!(bytes.len(), committed.len());
     }
 }
+
+#[test]
+fn librdkafka_override_of_a_guarded_setting_exits_2_naming_it() {
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(root().join("tests/fixtures/config/librdkafka_override.toml"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("kafka.librdkafka.\"enable.auto.offset.store\": cannot be overridden"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "security.protocol is allowed: {text}"
+    );
+}

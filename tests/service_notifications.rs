@@ -88,13 +88,17 @@ impl World {
             registry_url: None,
             librdkafka: Default::default(),
         };
-        let r = mailgate_notify::produce::produce(&opts, std::io::Cursor::new(text)).await.unwrap();
+        let r = mailgate_notify::produce::produce(&opts, std::io::Cursor::new(text))
+            .await
+            .unwrap();
         assert_eq!(r.acknowledged, lines.len());
     }
 }
 
 fn fixture(name: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(rig::root().join(format!("tests/fixtures/events/{name}.json"))).unwrap();
+    let text =
+        std::fs::read_to_string(rig::root().join(format!("tests/fixtures/events/{name}.json")))
+            .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -107,7 +111,9 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 async fn verdicts_and_bounces_become_exactly_the_expected_mails_and_metrics() {
     let w = World::new().await;
     let sink = rig::SmtpSink::start(&[]);
-    let running = app::start(w.config(sink.port()), Options::default()).await.unwrap();
+    let running = app::start(w.config(sink.port()), Options::default())
+        .await
+        .unwrap();
 
     // Verdict 1 (the fixture): rule-av-default → general, its affected recipients, its
     // additional list; rule-phishing (default: general + sender) → the general notice again
@@ -138,14 +144,18 @@ async fn verdicts_and_bounces_become_exactly_the_expected_mails_and_metrics() {
     let mut b3 = b1.clone();
     b3["event_id"] = "b-3".into();
     b3["queue_id"] = "Q3".into();
-    b3["original_headers"] = "From: notify@gateway.example\r\nX-Mailgate-Notification-ID: 0123456789abcdef\r\n".into();
+    b3["original_headers"] =
+        "From: notify@gateway.example\r\nX-Mailgate-Notification-ID: 0123456789abcdef\r\n".into();
     w.produce("bounces", &[b1, b2, b3]).await;
 
     // A poison record.
-    let producer = mailgate_notify::produce::producer(&w.broker.brokers(), &Default::default()).unwrap();
+    let producer =
+        mailgate_notify::produce::producer(&w.broker.brokers(), &Default::default()).unwrap();
     producer
         .send(
-            rdkafka::producer::FutureRecord::to(&format!("verdicts-{}", w.u)).key("x").payload(&b"\x17garbage"[..]),
+            rdkafka::producer::FutureRecord::to(&format!("verdicts-{}", w.u))
+                .key("x")
+                .payload(&b"\x17garbage"[..]),
             Duration::from_secs(10),
         )
         .await
@@ -185,12 +195,25 @@ async fn verdicts_and_bounces_become_exactly_the_expected_mails_and_metrics() {
     let got: BTreeSet<(String, String)> = msgs
         .iter()
         .map(|m| {
-            assert_eq!(m.rcpt_to.len(), 1, "one recipient per notification: {:?}", m.rcpt_to);
+            assert_eq!(
+                m.rcpt_to.len(),
+                1,
+                "one recipient per notification: {:?}",
+                m.rcpt_to
+            );
             assert_eq!(m.mail_from, "notify@gateway.example");
-            assert_eq!(m.header("Auto-Submitted").as_deref(), Some("auto-generated"));
-            assert!(m.header("X-Mailgate-Notification-ID").is_some_and(|v| v.len() == 16));
+            assert_eq!(
+                m.header("Auto-Submitted").as_deref(),
+                Some("auto-generated")
+            );
+            assert!(m
+                .header("X-Mailgate-Notification-ID")
+                .is_some_and(|v| v.len() == 16));
             assert!(m.header("Message-ID").is_some());
-            (m.rcpt_to[0].clone(), m.header("X-Mailgate-Message-ID").unwrap_or_default())
+            (
+                m.rcpt_to[0].clone(),
+                m.header("X-Mailgate-Message-ID").unwrap_or_default(),
+            )
         })
         .collect();
     assert_eq!(got, expected);
@@ -200,24 +223,62 @@ async fn verdicts_and_bounces_become_exactly_the_expected_mails_and_metrics() {
             .and_then(|m| m.header("Subject"))
             .unwrap_or_default()
     };
-    assert!(subject_of("postmaster@example.com").contains("Resource problem"), "{}", subject_of("postmaster@example.com"));
-    assert!(subject_of("bob@example.com").starts_with("A message to you from"), "{}", subject_of("bob@example.com"));
+    assert!(
+        subject_of("postmaster@example.com").contains("Resource problem"),
+        "{}",
+        subject_of("postmaster@example.com")
+    );
+    assert!(
+        subject_of("bob@example.com").starts_with("A message to you from"),
+        "{}",
+        subject_of("bob@example.com")
+    );
     assert!(subject_of("av-team@example.com").starts_with("[Secure Mail Gateway]"));
 
     // The metrics moved exactly as the events dictate.
     let (code, text) = get(running.metrics_addr, "/metrics").await;
     assert_eq!(code, 200);
     let s = |series: &str| sample(&text, &format!("mailgate_notify_{series}")).unwrap_or(-1.0);
-    assert_eq!(s("notifications_sent_total{group=\"general\",kind=\"rule\"}"), 3.0);
-    assert_eq!(s("notifications_sent_total{group=\"recipients\",kind=\"rule\"}"), 2.0);
-    assert_eq!(s("notifications_sent_total{group=\"additional\",kind=\"rule\"}"), 1.0);
-    assert_eq!(s("notifications_sent_total{group=\"sender\",kind=\"rule\"}"), 1.0);
-    assert_eq!(s("notifications_sent_total{group=\"admins\",kind=\"bounce\"}"), 1.0);
-    assert_eq!(s("notifications_suppressed_total{kind=\"rule\",reason=\"backscatter\"}"), 2.0);
-    assert_eq!(s("notifications_suppressed_total{kind=\"rule\",reason=\"duplicate\"}"), 1.0);
-    assert_eq!(s("notifications_suppressed_total{kind=\"bounce\",reason=\"loop\"}"), 1.0);
-    assert_eq!(s("notifications_suppressed_total{kind=\"bounce\",reason=\"disabled\"}"), 1.0);
-    assert_eq!(s("dlq_records_total{error_code=\"unknown_framing\",stage=\"decode\"}"), 1.0);
+    assert_eq!(
+        s("notifications_sent_total{group=\"general\",kind=\"rule\"}"),
+        3.0
+    );
+    assert_eq!(
+        s("notifications_sent_total{group=\"recipients\",kind=\"rule\"}"),
+        2.0
+    );
+    assert_eq!(
+        s("notifications_sent_total{group=\"additional\",kind=\"rule\"}"),
+        1.0
+    );
+    assert_eq!(
+        s("notifications_sent_total{group=\"sender\",kind=\"rule\"}"),
+        1.0
+    );
+    assert_eq!(
+        s("notifications_sent_total{group=\"admins\",kind=\"bounce\"}"),
+        1.0
+    );
+    assert_eq!(
+        s("notifications_suppressed_total{kind=\"rule\",reason=\"backscatter\"}"),
+        2.0
+    );
+    assert_eq!(
+        s("notifications_suppressed_total{kind=\"rule\",reason=\"duplicate\"}"),
+        1.0
+    );
+    assert_eq!(
+        s("notifications_suppressed_total{kind=\"bounce\",reason=\"loop\"}"),
+        1.0
+    );
+    assert_eq!(
+        s("notifications_suppressed_total{kind=\"bounce\",reason=\"disabled\"}"),
+        1.0
+    );
+    assert_eq!(
+        s("dlq_records_total{error_code=\"unknown_framing\",stage=\"decode\"}"),
+        1.0
+    );
     assert_eq!(s("events_consumed_total{topic=\"scan_verdict\"}"), 4.0);
     assert_eq!(s("events_consumed_total{topic=\"bounce\"}"), 3.0);
     running.shutdown().await;
@@ -228,7 +289,9 @@ async fn readyz_follows_assignment_and_the_relay_breaker() {
     let w = World::new().await;
     // No relay listening on this port.
     let port = rig::free_port();
-    let running = app::start(w.config(port), Options::default()).await.unwrap();
+    let running = app::start(w.config(port), Options::default())
+        .await
+        .unwrap();
     let (code, body) = get(running.metrics_addr, "/readyz").await;
     assert_eq!(code, 503, "not ready before assignment: {body}");
     assert_eq!(get(running.metrics_addr, "/healthz").await.0, 200);
@@ -247,11 +310,54 @@ async fn readyz_follows_assignment_and_the_relay_breaker() {
     assert!(body.contains("breaker"), "{body}");
     // The relay comes back on that port: delivered, breaker closes, ready again.
     let sink = rig::SmtpSink::start_on(port, &[]);
-    rig::wait_until(Duration::from_secs(60), || (sink.messages().len() == 1).then_some(()))
-        .await
-        .expect("delivered after the relay returned");
+    rig::wait_until(Duration::from_secs(60), || {
+        (sink.messages().len() == 1).then_some(())
+    })
+    .await
+    .expect("delivered after the relay returned");
     rig::wait_until(Duration::from_secs(30), || running.ready().ok())
         .await
         .expect("ready again");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_rejection_dead_letters_the_rendered_message_and_completes_the_record() {
+    let w = World::new().await;
+    // The relay answers 5xx to every RCPT TO.
+    let sink = rig::SmtpSink::start(&["-f", "RCPT"]);
+    let running = app::start(w.config(sink.port()), Options::default())
+        .await
+        .unwrap();
+    w.produce("bounces", &[fixture("bounce_event")]).await;
+    let dlq = rig::wait_until(Duration::from_secs(60), || {
+        let d = w.broker.read_to_end(&format!("dlq-{}", w.u));
+        (!d.is_empty()).then_some(d)
+    })
+    .await
+    .expect("the rejected notification is dead-lettered");
+    assert_eq!(dlq.len(), 1);
+    let d = &dlq[0];
+    assert_eq!(d.header("x-dlq-stage"), Some("deliver"));
+    assert_eq!(
+        d.header("x-dlq-topic"),
+        Some(format!("bounces-{}", w.u).as_str())
+    );
+    assert!(d
+        .header("x-dlq-error")
+        .unwrap_or("")
+        .contains("postmaster@example.com"));
+    let text = String::from_utf8_lossy(&d.payload);
+    assert!(
+        text.contains("X-Mailgate-Message-ID: ksmg-4Q2fXk1Lm9zB7"),
+        "the rendered message: {text}"
+    );
+    // The source record is done (committed), not retried forever.
+    rig::wait_until(Duration::from_secs(30), || {
+        (running.in_flight() == 0).then_some(())
+    })
+    .await
+    .expect("record completed");
+    assert!(sink.messages().is_empty());
     running.shutdown().await;
 }
