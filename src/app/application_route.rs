@@ -376,30 +376,20 @@ impl Actor {
                 })
             })
             .collect();
-        let renderer = self.renderer.clone();
-        let dispatcher = self.dispatcher.clone();
+        let meta = Meta {
+            kind: "application",
+            group: group_label,
+            source: Source::timer(),
+        };
+        let items: Vec<_> = requests.into_iter().map(|r| (r, meta.clone())).collect();
         let tx = self.tx.clone();
-        tokio::spawn(async move {
-            for req in requests {
-                let rendered = renderer.render(&req);
-                let tx = tx.clone();
-                let d = draft.clone();
-                let meta = Meta {
-                    kind: "application",
-                    group: group_label,
-                    source: Source::timer(),
-                };
-                dispatcher
-                    .send(
-                        rendered,
-                        meta,
-                        Box::new(move |r| {
-                            let _ = tx.send(Msg::Sent(Box::new(d), r.accepted));
-                        }),
-                    )
-                    .await;
-            }
-        });
+        self.dispatcher.send_batch(
+            self.renderer.clone(),
+            items,
+            Arc::new(move |r| {
+                let _ = tx.send(Msg::Sent(Box::new(draft.clone()), r.accepted));
+            }),
+        );
     }
 
     fn on_sent(&mut self, draft: Draft, accepted: bool) {

@@ -3,7 +3,7 @@
 //! loses it.
 
 use super::clock::Clock;
-use super::dispatch::{Dispatcher, Meta, RecordWork, Source};
+use super::dispatch::{Countdown, Dispatcher, Meta, Source};
 use super::metrics::AppMetrics;
 use crate::bounce::{BounceDecision, BounceMetrics, BounceRouter, BurstSummary};
 use crate::event::time::Timestamp;
@@ -115,40 +115,24 @@ impl BounceRoute {
             done_all();
             return;
         }
-        let work = Arc::new(Mutex::new((requests.len(), Some(done_all))));
-        let renderer = self.renderer.clone();
-        let dispatcher = self.dispatcher.clone();
-        tokio::spawn(async move {
-            for req in requests {
-                let rendered = renderer.render(&req);
-                let work = work.clone();
-                let meta = Meta {
-                    kind: "bounce",
-                    group: "summary",
-                    source: Source::timer(),
-                };
-                dispatcher
-                    .send(
-                        rendered,
-                        meta,
-                        Box::new(move |_| {
-                            let mut w = work.lock().unwrap_or_else(|p| p.into_inner());
-                            w.0 -= 1;
-                            if w.0 == 0 {
-                                if let Some(f) = w.1.take() {
-                                    f();
-                                }
-                            }
-                        }),
-                    )
-                    .await;
-            }
-        });
+        let meta = Meta {
+            kind: "bounce",
+            group: "summary",
+            source: Source::timer(),
+        };
+        let items: Vec<_> = requests.into_iter().map(|r| (r, meta.clone())).collect();
+        let work = Countdown::new(items.len(), done_all);
+        self.dispatcher.send_batch(
+            self.renderer.clone(),
+            items,
+            Arc::new(move |_| work.one_done()),
+        );
     }
 }
 
 impl Downstream for BounceRoute {
     fn handle(&self, record: Decoded, ack: Ack) {
+        let source = Source::of(&record);
         let Event::Bounce(event) = record.event else {
             tracing::error!(topic = %record.topic, "non-bounce event routed to the bounce router; skipped");
             ack.done();
@@ -201,29 +185,18 @@ impl Downstream for BounceRoute {
                     ack.done();
                     return;
                 }
-                let source = Source {
-                    topic: record.topic.to_string(),
-                    partition: record.partition,
-                    offset: record.offset,
-                    timestamp_ms: record.timestamp_ms,
+                let meta = Meta {
+                    kind: "bounce",
+                    group: "admins",
+                    source,
                 };
-                let work = RecordWork::new(ack, requests.len());
-                let renderer = self.renderer.clone();
-                let dispatcher = self.dispatcher.clone();
-                tokio::spawn(async move {
-                    for req in requests {
-                        let rendered = renderer.render(&req);
-                        let work = work.clone();
-                        let meta = Meta {
-                            kind: "bounce",
-                            group: "admins",
-                            source: source.clone(),
-                        };
-                        dispatcher
-                            .send(rendered, meta, Box::new(move |_| work.one_done()))
-                            .await;
-                    }
-                });
+                let items: Vec<_> = requests.into_iter().map(|r| (r, meta.clone())).collect();
+                let work = Countdown::for_record(ack, items.len());
+                self.dispatcher.send_batch(
+                    self.renderer.clone(),
+                    items,
+                    Arc::new(move |_| work.one_done()),
+                );
             }
         }
     }

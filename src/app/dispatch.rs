@@ -208,27 +208,75 @@ impl Dispatcher {
     }
 }
 
-/// Completes a source record once all of its notifications are done.
-pub struct RecordWork {
+/// Runs an action once `n` notifications are done: completes a source record (its `Ack`), or
+/// the records a burst summary stands for.
+pub struct Countdown {
     remaining: AtomicUsize,
-    ack: Mutex<Option<crate::ingest::Ack>>,
+    on_zero: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-impl RecordWork {
-    /// Work for `n` notifications (n ≥ 1) of the record behind `ack`.
-    pub fn new(ack: crate::ingest::Ack, n: usize) -> Arc<Self> {
-        Arc::new(RecordWork {
+impl Countdown {
+    /// Runs `on_zero` after `n` calls of [`Countdown::one_done`] (n ≥ 1).
+    pub fn new(n: usize, on_zero: impl FnOnce() + Send + 'static) -> Arc<Self> {
+        Arc::new(Countdown {
             remaining: AtomicUsize::new(n),
-            ack: Mutex::new(Some(ack)),
+            on_zero: Mutex::new(Some(Box::new(on_zero))),
         })
     }
 
-    /// One notification is done; the last one completes the record.
+    /// Completes the record behind `ack` after `n` notifications.
+    pub fn for_record(ack: crate::ingest::Ack, n: usize) -> Arc<Self> {
+        Self::new(n, move || ack.done())
+    }
+
+    /// One notification is done; the last one runs the action.
     pub fn one_done(&self) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(ack) = self.ack.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                ack.done();
+            let f = self
+                .on_zero
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(f) = f {
+                f();
             }
         }
+    }
+}
+
+impl Source {
+    /// The origin of notifications derived from a consumed record.
+    pub fn of(record: &crate::ingest::Decoded) -> Self {
+        Source {
+            topic: record.topic.to_string(),
+            partition: record.partition,
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+        }
+    }
+}
+
+/// Called once per notification of a batch when it is settled.
+pub type OnEach = Arc<dyn Fn(Delivered) + Send + Sync>;
+
+impl Dispatcher {
+    /// Renders and submits `items` in order on a task of their own (submission waits while
+    /// the outbox is full; the caller must not). `on_each` runs as each one settles.
+    pub fn send_batch(
+        self: &Arc<Self>,
+        renderer: Arc<crate::render::Renderer>,
+        items: Vec<(crate::render::model::Request, Meta)>,
+        on_each: OnEach,
+    ) {
+        let dispatcher = self.clone();
+        tokio::spawn(async move {
+            for (req, meta) in items {
+                let rendered = renderer.render(&req);
+                let f = on_each.clone();
+                dispatcher
+                    .send(rendered, meta, Box::new(move |d| f(d)))
+                    .await;
+            }
+        });
     }
 }

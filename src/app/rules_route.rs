@@ -1,7 +1,7 @@
 //! Scan verdicts → rule fan-out → rendered notifications → outbox; the record is done when all
 //! of them are.
 
-use super::dispatch::{Dispatcher, Meta, RecordWork, Source};
+use super::dispatch::{Countdown, Dispatcher, Meta, Source};
 use super::metrics::AppMetrics;
 use crate::event::Event;
 use crate::ingest::{Ack, Decoded, Downstream};
@@ -36,6 +36,7 @@ fn coarse(reason: SuppressionReason) -> &'static str {
 
 impl Downstream for RulesRoute {
     fn handle(&self, record: Decoded, ack: Ack) {
+        let source = Source::of(&record);
         let Event::ScanVerdict(verdict) = record.event else {
             tracing::error!(topic = %record.topic, "non-verdict event routed to the rule fan-out; skipped");
             ack.done();
@@ -99,28 +100,22 @@ impl Downstream for RulesRoute {
             ack.done();
             return;
         }
-        let source = Source {
-            topic: record.topic.to_string(),
-            partition: record.partition,
-            offset: record.offset,
-            timestamp_ms: record.timestamp_ms,
-        };
-        let work = RecordWork::new(ack, requests.len());
-        let renderer = self.renderer.clone();
-        let dispatcher = self.dispatcher.clone();
-        tokio::spawn(async move {
-            for (req, group) in requests {
-                let rendered = renderer.render(&req);
-                let work = work.clone();
+        let items = requests
+            .into_iter()
+            .map(|(req, group)| {
                 let meta = Meta {
                     kind: "rule",
                     group,
                     source: source.clone(),
                 };
-                dispatcher
-                    .send(rendered, meta, Box::new(move |_| work.one_done()))
-                    .await;
-            }
-        });
+                (req, meta)
+            })
+            .collect::<Vec<_>>();
+        let work = Countdown::for_record(ack, items.len());
+        self.dispatcher.send_batch(
+            self.renderer.clone(),
+            items,
+            Arc::new(move |_| work.one_done()),
+        );
     }
 }
