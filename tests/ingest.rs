@@ -61,33 +61,13 @@ struct Setup {
 async fn setup(partitions: i32, extra_kafka: &str) -> Setup {
     let broker = rig::Broker::start();
     let u = rig::unique();
-    let toml = format!(
-        r#"
-        [kafka]
-        brokers = "{brokers}"
-        group_id = "ingest-test-{u}"
-        commit_interval = "200ms"
-        shutdown_timeout = "10s"
-        {extra_kafka}
-        [kafka.topics]
-        application = "app-{u}"
-        bounces = "bounces-{u}"
-        scan_verdicts = "verdicts-{u}"
-        dead_letter = "dlq-{u}"
-        state = "state-{u}"
-        [kafka.librdkafka]
-        "session.timeout.ms" = "6000"
-        "max.poll.interval.ms" = "8000"
-        "heartbeat.interval.ms" = "500"
-        [sender]
-        address = "notify@example.com"
+    let rest = r#"
         [application]
         enabled = false
         [bounce]
         enabled = false
-        "#,
-        brokers = broker.brokers()
-    );
+        "#;
+    let toml = rig::service_toml(&broker.brokers(), &u, "ingest-test", extra_kafka, rest);
     let config = Config::from_toml(&toml, Path::new("."), &mailgate_notify::config::ProcessEnv)
         .expect("config");
     let t = &config.kafka.topics;

@@ -36,31 +36,11 @@ impl World {
     }
 
     fn toml(&self, group: &str) -> String {
-        let u = &self.u;
-        format!(
+        let rest = format!(
             r#"
-            [kafka]
-            brokers = "{brokers}"
-            group_id = "{group}-{u}"
-            commit_interval = "300ms"
-            shutdown_timeout = "10s"
-            [kafka.topics]
-            application = "app-{u}"
-            bounces = "bounces-{u}"
-            scan_verdicts = "verdicts-{u}"
-            dead_letter = "dlq-{u}"
-            state = "state-{u}"
-            [kafka.librdkafka]
-            "session.timeout.ms" = "6000"
-            "max.poll.interval.ms" = "8000"
-            "heartbeat.interval.ms" = "500"
             [smtp]
             host = "127.0.0.1"
             port = {port}
-            [sender]
-            address = "notify@gateway.example"
-            [metrics]
-            listen = "127.0.0.1:0"
             [application]
             throttle = "5s"
             [[application.recipients]]
@@ -68,9 +48,9 @@ impl World {
             [[bounce.recipients]]
             addresses = ["postmaster@example.com"]
             "#,
-            brokers = self.broker.brokers(),
             port = self.sink.port()
-        )
+        );
+        rig::service_toml(&self.broker.brokers(), &self.u, group, "", &rest)
     }
 
     fn config_file(&self, name: &str, group: &str) -> PathBuf {

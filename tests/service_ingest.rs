@@ -44,24 +44,8 @@ impl World {
     }
 
     fn config(&self, name: &str) -> PathBuf {
-        let u = &self.u;
-        let toml = format!(
+        let rest = format!(
             r#"
-            [kafka]
-            brokers = "{brokers}"
-            group_id = "svc-{u}"
-            commit_interval = "300ms"
-            shutdown_timeout = "20s"
-            [kafka.topics]
-            application = "app-{u}"
-            bounces = "bounces-{u}"
-            scan_verdicts = "verdicts-{u}"
-            dead_letter = "dlq-{u}"
-            state = "state-{u}"
-            [kafka.librdkafka]
-            "session.timeout.ms" = "6000"
-            "max.poll.interval.ms" = "8000"
-            "heartbeat.interval.ms" = "500"
             [smtp]
             host = "127.0.0.1"
             port = {port}
@@ -69,10 +53,6 @@ impl World {
             [smtp.retry]
             initial = "100ms"
             max = "2s"
-            [sender]
-            address = "notify@gateway.example"
-            [metrics]
-            listen = "127.0.0.1:0"
             [[application.recipients]]
             addresses = ["admin@example.com"]
             [[bounce.recipients]]
@@ -82,9 +62,9 @@ impl World {
             [rules.default]
             notify = ["general"]
             "#,
-            brokers = self.broker.brokers(),
             port = self.sink.port()
         );
+        let toml = rig::service_toml(&self.broker.brokers(), &self.u, "svc", "", &rest);
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, toml).unwrap();
         path

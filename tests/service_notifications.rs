@@ -29,24 +29,8 @@ impl World {
     }
 
     fn config(&self, smtp_port: u16) -> Config {
-        let u = &self.u;
-        let toml = format!(
+        let rest = format!(
             r#"
-            [kafka]
-            brokers = "{brokers}"
-            group_id = "e2e-{u}"
-            commit_interval = "300ms"
-            shutdown_timeout = "10s"
-            [kafka.topics]
-            application = "app-{u}"
-            bounces = "bounces-{u}"
-            scan_verdicts = "verdicts-{u}"
-            dead_letter = "dlq-{u}"
-            state = "state-{u}"
-            [kafka.librdkafka]
-            "session.timeout.ms" = "6000"
-            "max.poll.interval.ms" = "8000"
-            "heartbeat.interval.ms" = "500"
             [smtp]
             host = "127.0.0.1"
             port = {smtp_port}
@@ -56,10 +40,6 @@ impl World {
             max = "1s"
             [smtp.breaker]
             failures = 3
-            [sender]
-            address = "notify@gateway.example"
-            [metrics]
-            listen = "127.0.0.1:0"
             [[application.recipients]]
             addresses = ["admin@example.com"]
             [[bounce.recipients]]
@@ -72,9 +52,9 @@ impl World {
             id = "rule-av-default"
             notify = ["general", "recipients", "additional"]
             additional = ["av-team@example.com"]
-            "#,
-            brokers = self.broker.brokers(),
+            "#
         );
+        let toml = rig::service_toml(&self.broker.brokers(), &self.u, "e2e", "", &rest);
         Config::from_toml(&toml, Path::new("."), &mailgate_notify::config::ProcessEnv).unwrap()
     }
 

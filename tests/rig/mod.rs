@@ -492,3 +492,35 @@ pub fn wait_until_sync(timeout: Duration, mut cond: impl FnMut() -> bool) -> Opt
         std::thread::sleep(Duration::from_millis(25));
     }
 }
+
+/// The config every rig test of the service starts from: the broker, topics named
+/// `<input>-<u>`, the group `<group>-<u>`, fast group formation and commits, the sender and a
+/// metrics listener on a free port. `kafka_extra` adds keys to `[kafka]`; `rest` adds the
+/// other sections (`[smtp]`, `[application]`, `[bounce]`, `[rules]`…).
+pub fn service_toml(brokers: &str, u: &str, group: &str, kafka_extra: &str, rest: &str) -> String {
+    format!(
+        r#"
+        [kafka]
+        brokers = "{brokers}"
+        group_id = "{group}-{u}"
+        commit_interval = "300ms"
+        shutdown_timeout = "15s"
+        {kafka_extra}
+        [kafka.topics]
+        application = "app-{u}"
+        bounces = "bounces-{u}"
+        scan_verdicts = "verdicts-{u}"
+        dead_letter = "dlq-{u}"
+        state = "state-{u}"
+        [kafka.librdkafka]
+        "session.timeout.ms" = "6000"
+        "max.poll.interval.ms" = "8000"
+        "heartbeat.interval.ms" = "500"
+        [sender]
+        address = "notify@gateway.example"
+        [metrics]
+        listen = "127.0.0.1:0"
+        {rest}
+        "#
+    )
+}
