@@ -84,10 +84,10 @@ async fn a_simulated_day_leaves_digest_throttled_changes_all_rule_groups_and_bou
         );
         assert!(d.subject.contains("Daily digest"), "{}", d.subject);
     }
-    // The licence error stays active over midnight, so the digest lists it.
+    // The license error stays active over midnight, so the digest lists it.
     let digest_text = body(&digests[0].path);
     assert!(
-        digest_text.contains("licence expires in 14 days"),
+        digest_text.contains("license expires in 14 days"),
         "{digest_text}"
     );
 

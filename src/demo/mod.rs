@@ -186,6 +186,8 @@ pub struct Summary {
     pub bounce_suppressed: BTreeMap<String, u64>,
     /// `application_decisions_total{reason}`, non-zero only.
     pub application_decisions: BTreeMap<String, u64>,
+    /// `application_events_total{outcome}`, non-zero only.
+    pub application_events: BTreeMap<String, u64>,
     /// `dlq_records_total{stage,error_code}`, non-zero only.
     pub dlq: BTreeMap<(String, String), u64>,
     /// The outbox directory (file transport) — or `None` when mail went to a relay.
@@ -196,6 +198,9 @@ pub struct Summary {
     pub files: Option<OutboxCounts>,
     /// The notifications found in the outbox.
     pub mails: Vec<OutboxMail>,
+    /// Set when the run stopped before everything was done (a relay that never answered):
+    /// what was left.
+    pub unfinished: Option<String>,
 }
 
 impl Summary {
@@ -585,7 +590,8 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, DemoError> {
     .await?;
     let registry = running.registry.clone();
     say(format!(
-        "Service started; metrics at http://{}/metrics. Waiting for the consumer group…",
+        "Service started in {:.1} s; metrics at http://{}/metrics. Waiting for the consumer group…",
+        real_start.elapsed().as_secs_f64(),
         running.metrics_addr
     ));
 
@@ -664,6 +670,7 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, DemoError> {
     // Drain: every published record consumed and done, the outbox empty — three times in a row.
     let drain_start = Instant::now();
     let mut calm = 0;
+    let mut unfinished = None;
     while calm < 3 {
         let text = crate::telemetry::encode_text(&registry);
         let consumed = total(&text, "events_consumed_total");
@@ -674,13 +681,16 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, DemoError> {
             calm = 0;
         }
         if drain_start.elapsed() > opts.deadline {
-            tracing::warn!(
+            unfinished = Some(format!(
+                "after {:?}: {} of {published_total} records consumed, {} records unfinished, {depth} notifications still in the outbox{}",
+                opts.deadline,
                 consumed,
-                published = published_total,
-                in_flight = running.in_flight(),
-                outbox = depth,
-                "demo: not drained in time; stopping anyway"
-            );
+                running.in_flight(),
+                match &opts.smtp {
+                    Some(relay) => format!(" (is the relay at {relay} up?)"),
+                    None => String::new(),
+                }
+            ));
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -744,11 +754,16 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, DemoError> {
             .into_iter()
             .map(|([k], v)| (k, v))
             .collect(),
+        application_events: by(&text, "application_events_total", ["outcome"])
+            .into_iter()
+            .map(|([k], v)| (k, v))
+            .collect(),
         dlq: pairs(by(&text, "dlq_records_total", ["stage", "error_code"])),
         outbox: outbox_dir,
         smtp: opts.smtp.clone(),
         files,
         mails,
+        unfinished,
     })
 }
 
@@ -862,12 +877,25 @@ impl std::fmt::Display for Summary {
         }
         writeln!(
             f,
+            "  application events: {}",
+            list(&self.application_events)
+        )?;
+        writeln!(
+            f,
             "  application decisions: {}",
             list(&self.application_decisions)
         )?;
         writeln!(
             f,
-            "    (nothing_to_report: a change that undid itself within the throttle — a flap — is never sent)"
+            "    (first_change: sent at once; changed: held by the 15-minute throttle, sent when it allowed."
+        )?;
+        writeln!(
+            f,
+            "     The two flaps of the day — KSN at 08:12–08:15, TIME_MISMATCH at 17:05–17:09 — came and"
+        )?;
+        writeln!(
+            f,
+            "     went inside a throttle window: no notification mentions them.)"
         )?;
         if !self.failed.is_empty() {
             writeln!(f)?;
@@ -877,6 +905,9 @@ impl std::fmt::Display for Summary {
             }
         }
         writeln!(f)?;
+        if let Some(left) = &self.unfinished {
+            writeln!(f, "NOT FINISHED — stopped {left}.")?;
+        }
         let dlq: Vec<String> = self
             .dlq
             .iter()
@@ -905,11 +936,15 @@ impl std::fmt::Display for Summary {
                         "THE FILES DO NOT MATCH the service's metrics"
                     }
                 )?;
-                writeln!(
-                    f,
-                    "Read one: ls {0} | head; or grep -l 'Daily digest' {0}/*.eml",
-                    dir.display()
-                )?;
+                writeln!(f, "Open one of each:")?;
+                let mut seen = std::collections::BTreeSet::new();
+                let mut by_time: Vec<&OutboxMail> = self.mails.iter().collect();
+                by_time.sort_by_key(|m| m.date);
+                for m in by_time {
+                    if seen.insert((m.kind, m.group)) {
+                        writeln!(f, "  {:<12} {:<11} {}", m.kind, m.group, m.path.display())?;
+                    }
+                }
             }
             _ => {
                 if let Some(relay) = &self.smtp {

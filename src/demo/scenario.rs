@@ -459,7 +459,7 @@ fn incidents(d: &mut Day) {
     d.resolve(at, 3, G::Synchronization, K::NodeUnavailable);
     let at = d.t(6, 2);
     d.resolve(at, 3, G::Synchronization, K::SettingsApplyFailed);
-    // 15:30 the licence expires in 14 days: active all night, so the midnight digest lists it.
+    // 15:30 the license expires in 14 days: active all night, so the midnight digest lists it.
     let at = d.t(7, 30);
     d.app(
         at,
@@ -467,7 +467,7 @@ fn incidents(d: &mut Day) {
         G::Licensing,
         K::LicenseExpiresSoon,
         ErrorState::Raised,
-        Some("The licence expires in 14 days"),
+        Some("The license expires in 14 days"),
         None,
         &[("expires_at", "2026-12-15"), ("days_left", "14")],
     );
@@ -509,7 +509,7 @@ fn incidents(d: &mut Day) {
     );
     let at = d.t(12, 30);
     d.resolve(at, 2, G::System, K::DiskSpaceLow);
-    // Next day 02:00 the licence is renewed; 08:30 the backups are rotated.
+    // Next day 02:00 the license is renewed; 08:30 the backups are rotated.
     let at = d.t(18, 0);
     d.resolve(at, 1, G::Licensing, K::LicenseExpiresSoon);
     let at = d.t(24, 30);
