@@ -40,6 +40,9 @@
 //! - [`app`]: the wiring — the whole pipeline on one screen: ingest routes records to the three
 //!   deciders, their notices are rendered and dispatched to the outbox, completions settle the
 //!   source records, dead letters and decider state; plus the HTTP listener and the clock.
+//! - [`demo`]: `mailgate-notify demo` (what `make run` runs) — the real wiring against an
+//!   in-process broker (rdkafka's MockCluster) and the `file` transport, fed a simulated day of
+//!   gateway activity on a scaled clock; ends with a summary counted from metrics and files.
 //!
 //! `main.rs` is the CLI (clap): `run`, `demo`, `check-config`, `render`, `produce`, `encode`.
 //! The pipeline modules of DESIGN §5 (`ingest`, `deliver`, `render`, `aggregate`, `bounce`,
@@ -49,6 +52,7 @@ pub mod app;
 pub mod bounce;
 pub mod config;
 pub mod deliver;
+pub mod demo;
 pub mod event;
 pub mod ingest;
 pub mod produce;
