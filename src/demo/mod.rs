@@ -521,12 +521,12 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, DemoError> {
             error,
         })?;
         say(format!(
-            "Outbox {}: {}",
+            "Mail goes to {}/ as .eml files{}.",
             opts.outbox.display(),
             if removed > 0 {
-                format!("cleared ({removed} .eml files of an earlier run removed)")
+                format!(" (cleared first: {removed} .eml files of an earlier run removed)")
             } else {
-                "empty".to_string()
+                String::new()
             }
         ));
     }
