@@ -61,6 +61,9 @@ pub struct ApplicationDeps {
     pub metrics: AppMetrics,
     /// Registry for the restore-duration histogram.
     pub registry: prometheus::Registry,
+    /// Set at shutdown: the actor stops (it holds a sender of its own channel for the
+    /// delivery callbacks, so the channel alone never closes).
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ApplicationRoute {
@@ -94,7 +97,7 @@ impl ApplicationRoute {
             offset_of: HashMap::new(),
             out: HashMap::new(),
         };
-        tokio::spawn(actor.run(rx, d.tick));
+        tokio::spawn(actor.run(rx, d.tick, d.stop));
         route
     }
 }
@@ -178,7 +181,12 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, tick: Duration) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Msg>,
+        tick: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -188,6 +196,7 @@ impl Actor {
                     None => return,
                 },
                 _ = ticker.tick() => self.on_tick(),
+                _ = stop.changed() => return,
             }
         }
     }

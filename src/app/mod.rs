@@ -189,6 +189,7 @@ pub async fn start(config: Config, opts: Options) -> Result<Running, AppError> {
         dispatcher.clone(),
         opts.clock.clone(),
     );
+    let (stop_tasks, stop_rx) = tokio::sync::watch::channel(false);
     let application = ApplicationRoute::start(ApplicationDeps {
         aggregator: Aggregator::new(config.application.clone())
             .with_metrics(AggregateMetrics::register(&registry)),
@@ -201,6 +202,7 @@ pub async fn start(config: Config, opts: Options) -> Result<Running, AppError> {
         tick: opts.tick,
         metrics: app_metrics.clone(),
         registry: registry.clone(),
+        stop: stop_rx.clone(),
     });
     let routes = Routes {
         application,
@@ -211,7 +213,6 @@ pub async fn start(config: Config, opts: Options) -> Result<Running, AppError> {
         ingest::start(&config, routes, decoder, &registry).map_err(|e| start_err("kafka", e))?;
     dispatcher.set_dlq(ingest.dlq());
 
-    let (stop_tasks, stop_rx) = tokio::sync::watch::channel(false);
     // The burst-summary timer.
     {
         let bounce = bounce.clone();
