@@ -13,7 +13,7 @@ build:
 
 ## test: install the rig (Tansu, smtp-sink, aiosmtpd) and run every unit and integration test
 test: rig
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets --no-fail-fast
 
 ## rig: install what the integration tests need (idempotent)
 rig:

@@ -283,21 +283,21 @@ fn a_template_that_fails_at_run_time_sends_the_fallback_naming_the_error_and_cou
     assert_eq!(
         mailgate_notify::telemetry::sample(
             &metrics,
-            "mailgate_notify_render_fallbacks_total{kind=\"rule\"}"
+            "mailgate_notify_render_template_failures_total{kind=\"rule\"}"
         ),
         Some(1.0)
     );
     assert_eq!(
         mailgate_notify::telemetry::sample(
             &metrics,
-            "mailgate_notify_notifications_rendered_total{kind=\"rule\"}"
+            "mailgate_notify_render_requests_total{kind=\"rule\"}"
         ),
         Some(1.0)
     );
     assert_eq!(
         mailgate_notify::telemetry::sample(
             &metrics,
-            "mailgate_notify_render_fallbacks_total{kind=\"bounce\"}"
+            "mailgate_notify_render_template_failures_total{kind=\"bounce\"}"
         ),
         Some(0.0)
     );
