@@ -339,6 +339,18 @@ impl SmtpSink {
             if path.file_name().is_some_and(|n| n == "sink.log") {
                 continue;
             }
+            // smtp-sink creates the dump file when the transaction starts and fills it as the
+            // envelope and data arrive; a file still being written is not a message yet. One
+            // quiet for a moment is complete (a transaction takes milliseconds on loopback).
+            let settled = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= Duration::from_millis(300));
+            if !settled {
+                continue;
+            }
             if let Ok(raw) = std::fs::read(&path) {
                 out.push(SinkMessage::parse(path, raw));
             }
