@@ -71,6 +71,13 @@ enum Command {
         /// Config file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+        /// Test hook, hidden: the service clock starts at this instant (RFC 3339) instead of
+        /// the system time, so rig tests can put a midnight where they need it.
+        #[arg(long, hide = true, value_parser = parse_instant)]
+        clock_start: Option<chrono::DateTime<chrono::Utc>>,
+        /// Test hook, hidden: simulated seconds per real second for `--clock-start`.
+        #[arg(long, hide = true, default_value_t = 1.0, requires = "clock_start")]
+        clock_speed: f64,
     },
     /// Run the embedded demo: an in-process broker, a simulated day of gateway activity, mail
     /// written to ./outbox/.
@@ -202,7 +209,11 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config } => Ok(check_config(&config)),
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            clock_start,
+            clock_speed,
+        } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -212,7 +223,17 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            mailgate_notify::app::run(config, shutdown_signal()).await?;
+            let mut opts = mailgate_notify::app::Options::default();
+            if let Some(start) = clock_start {
+                if !(clock_speed.is_finite() && clock_speed > 0.0) {
+                    eprintln!("--clock-speed must be positive");
+                    return Ok(ExitCode::from(2));
+                }
+                // Loud on purpose: a production instance must never run on a shifted clock.
+                tracing::warn!(%start, speed = clock_speed, "clock overridden (test hook)");
+                opts.clock = mailgate_notify::app::clock::ScaledClock::new(start, clock_speed);
+            }
+            mailgate_notify::app::run_with(config, opts, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
@@ -343,6 +364,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 instant: {e}"))
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {

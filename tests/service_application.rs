@@ -1,6 +1,7 @@
 //! Application notifications on the rig: the state survives the loss of its owner through the
-//! changelog (no resend of the last change, the next one when the throttle allows), and a full
-//! replay of the input topic under a fresh group sends nothing new.
+//! changelog (no resend of the last change, the next one when the throttle allows), a digest due
+//! while no instance owned the cluster is sent once within `catch_up`, and a full replay of the
+//! input topic under a fresh group sends nothing new.
 
 mod rig;
 #[path = "rig/service.rs"]
@@ -254,4 +255,139 @@ async fn replaying_the_input_under_a_fresh_group_sends_nothing_new() {
     );
     assert_eq!(w.app_mails().len(), 1, "the replay sent nothing new");
     second.shutdown().await;
+}
+
+/// Reads one sample of the service's own metrics over HTTP (0 when absent).
+async fn metric(addr: &str, series: &str) -> f64 {
+    let Ok(resp) = reqwest::get(format!("http://{addr}/metrics")).await else {
+        return -1.0;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    mailgate_notify::telemetry::sample(&text, series).unwrap_or(0.0)
+}
+
+/// Waits for the instance's metrics listener and returns its address.
+async fn started(s: &service::Service) -> String {
+    rig::wait_until(Duration::from_secs(30), || metrics_addr(&s.log_text()))
+        .await
+        .unwrap_or_else(|| panic!("instance never started; log:\n{}", s.log_text()))
+}
+
+/// The midnight digest of a cluster (Europe/Moscow: midnight of 3 December is 21:00 UTC on the
+/// 2nd) falls while no instance owns it: the owner was SIGKILLed at 10:05 UTC, the next instance
+/// of the group comes up at 21:30 UTC. Each instance runs on the binary's hidden test clock
+/// (`--clock-start`), the gap between them standing for eleven hours without an owner. The
+/// newcomer restores the cluster from the changelog and sends the day's digest at once (within
+/// `catch_up`, 6 h); when it too is SIGKILLed, the third instance restores the settled digest
+/// date and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_due_while_unowned_is_caught_up_once() {
+    let w = World::new().await;
+    let cfg = w.config_file("i", "grp");
+    let log = |n: &str| w.dir.path().join(format!("{n}.log"));
+    let clock = |t: &str| ["--clock-start".to_string(), t.to_string()];
+
+    // The first owner: the change notification goes out, its state reaches the changelog.
+    let args = clock("2026-12-02T10:05:00Z");
+    let mut first = service::Service::start_with(&cfg, &log("first"), &[&args[0], &args[1]]);
+    started(&first).await;
+    w.raise("node-01", "AV_BASES_OUTDATED", 1).await;
+    rig::wait_until(Duration::from_secs(60), || {
+        (w.app_mails().len() == 1).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("no change notification; log:\n{}", first.log_text()));
+    let state_topic = format!("state-{}", w.u);
+    // Two states: after the event, and after the relay accepted the change notification.
+    rig::wait_until(Duration::from_secs(30), || {
+        (w.broker.read_to_end(&state_topic).len() >= 2).then_some(())
+    })
+    .await
+    .expect("the owner wrote the cluster's state after its notification");
+    first.kill9();
+    assert!(
+        !first.log_text().contains("digest"),
+        "no digest before midnight"
+    );
+
+    // Eleven hours later (simulated), past Moscow midnight: the next instance of the group.
+    let args = clock("2026-12-02T21:30:00Z");
+    let second_started = std::time::Instant::now();
+    let mut second = service::Service::start_with(&cfg, &log("second"), &[&args[0], &args[1]]);
+    let second_addr = started(&second).await;
+    let digest = rig::wait_until(Duration::from_secs(60), || {
+        let m = w.app_mails();
+        (m.len() >= 2).then_some(m)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no caught-up digest; log:\n{}", second.log_text()));
+    assert_eq!(digest.len(), 2, "one change notification, one digest");
+    let d = digest
+        .iter()
+        .find(|m| {
+            m.header("Subject")
+                .is_some_and(|s| s.contains("Daily digest"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the second mail is the digest: {:?}",
+                digest[1].header("Subject")
+            )
+        });
+    assert!(body(d).contains("AV_BASES_OUTDATED") || body(d).contains("outdated"));
+    assert_eq!(
+        metric(
+            &second_addr,
+            "mailgate_notify_application_decisions_total{reason=\"digest_caught_up\"}"
+        )
+        .await,
+        1.0,
+        "sent as a caught-up digest"
+    );
+    // The settled digest date (3 December, Moscow) reaches the changelog before the next loss.
+    rig::wait_until(Duration::from_secs(30), || {
+        w.broker
+            .read_to_end(&state_topic)
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.payload).contains("2026-12-03"))
+            .then_some(())
+    })
+    .await
+    .expect("the digest's state reached the changelog");
+    second.kill9();
+
+    // The third instance, on a clock consistent with the second's, restores a settled digest.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-02T21:30:00Z").unwrap()
+        + chrono::TimeDelta::from_std(second_started.elapsed()).unwrap();
+    let args = clock(&now.to_rfc3339());
+    let third = service::Service::start_with(&cfg, &log("third"), &[&args[0], &args[1]]);
+    let third_addr = started(&third).await;
+    rig::wait_until(Duration::from_secs(60), || {
+        let held = futures::executor::block_on(clusters_held(&third_addr));
+        let decided = futures::executor::block_on(metric(
+            &third_addr,
+            "mailgate_notify_application_decisions_total{reason=\"nothing_to_report\"}",
+        ));
+        (held == 1.0 && decided >= 1.0).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "third instance never restored the cluster; log:\n{}",
+            third.log_text()
+        )
+    });
+    assert_eq!(
+        metric(
+            &third_addr,
+            "mailgate_notify_application_decisions_total{reason=\"digest_caught_up\"}"
+        )
+        .await,
+        0.0,
+        "the restored digest date is settled"
+    );
+    assert_eq!(w.app_mails().len(), 2, "the digest is not sent twice");
+    for s in [&first, &second, &third] {
+        assert!(!s.log_text().contains("panicked"), "{}", s.log_text());
+    }
 }

@@ -265,7 +265,16 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AppError> {
-    let running = start(config, Options::default()).await?;
+    run_with(config, Options::default(), shutdown).await
+}
+
+/// [`run`] with non-default [`Options`] (the binary's hidden clock override for rig tests).
+pub async fn run_with(
+    config: Config,
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AppError> {
+    let running = start(config, opts).await?;
     shutdown.await;
     running.shutdown().await;
     Ok(())

@@ -17,6 +17,11 @@ pub struct Service {
 impl Service {
     /// Starts `mailgate-notify run --config <config>`; the log goes to `log`.
     pub fn start(config: &Path, log: &Path) -> Service {
+        Service::start_with(config, log, &[])
+    }
+
+    /// Like [`Service::start`], with extra `run` arguments (e.g. the hidden `--clock-start`).
+    pub fn start_with(config: &Path, log: &Path, extra: &[&str]) -> Service {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -26,6 +31,7 @@ impl Service {
         let child = Command::new(env!("CARGO_BIN_EXE_mailgate-notify"))
             .args(["run", "--config"])
             .arg(config)
+            .args(extra)
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdin(Stdio::null())
             .stdout(out)
