@@ -69,10 +69,45 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// Pass-through properties librdkafka applies to consumers only (its CONFIGURATION.md marks
+/// them `C`). A producer handle given one logs a CONFWARN at every start, and operators learn to
+/// ignore warnings; so the producers are created without them.
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.protocol.type",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+];
+
 /// The producer config for dead letters (and the changelog): acks from all replicas,
 /// idempotent, so a retry never duplicates or reorders.
 pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = client_config(k);
+    for key in CONSUMER_ONLY {
+        c.remove(key);
+    }
     c.set("acks", "all")
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", "30000")
@@ -769,5 +804,55 @@ impl Loop {
         if pause.count() > 0 || resume.count() > 0 {
             self.inner.update_gauges();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ProcessEnv};
+    use std::path::Path;
+
+    fn kafka(librdkafka: &str) -> KafkaConfig {
+        let text = format!(
+            r#"
+            [sender]
+            address = "notify@example.com"
+            [[application.recipients]]
+            addresses = ["admin@example.com"]
+            [[bounce.recipients]]
+            addresses = ["postmaster@example.com"]
+            [kafka.librdkafka]
+            {librdkafka}
+            "#
+        );
+        match Config::from_toml(&text, Path::new("."), &ProcessEnv) {
+            Ok(c) => c.kafka,
+            Err(e) => panic!("{:?}", e.problems),
+        }
+    }
+
+    #[test]
+    fn producers_get_no_consumer_only_pass_through_properties() {
+        let k = kafka(
+            r#""session.timeout.ms" = "6000"
+            "max.poll.interval.ms" = "8000"
+            "fetch.wait.max.ms" = "10"
+            "socket.keepalive.enable" = "true""#,
+        );
+        let p = producer_config(&k);
+        for key in [
+            "session.timeout.ms",
+            "max.poll.interval.ms",
+            "fetch.wait.max.ms",
+        ] {
+            assert_eq!(p.get(key), None, "{key} reached the producer");
+        }
+        assert_eq!(p.get("socket.keepalive.enable"), Some("true"));
+        assert_eq!(p.get("acks"), Some("all"));
+        let c = consumer_config(&k);
+        assert_eq!(c.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("10"));
+        assert_eq!(c.get("group.id"), Some(k.group_id.as_str()));
     }
 }
