@@ -28,6 +28,64 @@ enum Msg {
     Import(i32, Vec<(ClusterState, i64)>, oneshot::Sender<()>),
     Revoked(Vec<i32>),
     Sent(Box<Draft>, bool),
+    /// The changelog write of this cluster is durable.
+    Written(String),
+}
+
+/// Changelog writes per cluster: at most one in flight, later requests coalesced into one
+/// write of the newest state once it is durable.
+///
+/// Why: `Changelog::write` retries until the broker acknowledges; two writes of one cluster in
+/// flight at once could land in either order after a long outage, and the older state would
+/// then win compaction. One write at a time keeps them in order, and under a burst of events
+/// for one cluster it writes its state once per round trip instead of once per event.
+struct WriteQueue<A> {
+    /// Clusters with a write in flight → the completions waiting for the *next* write (their
+    /// effect is not in the state being written), if any.
+    pending: HashMap<String, Option<Vec<A>>>,
+}
+
+impl<A> WriteQueue<A> {
+    fn new() -> Self {
+        WriteQueue {
+            pending: HashMap::new(),
+        }
+    }
+
+    /// A write of `cluster`'s current state is wanted, completing `done` once durable.
+    /// Returns the completions to start a write with now, or `None` when one is in flight
+    /// (then they wait for the next write).
+    fn request(&mut self, cluster: &str, done: Option<A>) -> Option<Vec<A>> {
+        match self.pending.get_mut(cluster) {
+            Some(waiting) => {
+                let w = waiting.get_or_insert_with(Vec::new);
+                w.extend(done);
+                None
+            }
+            None => {
+                self.pending.insert(cluster.to_string(), None);
+                Some(done.into_iter().collect())
+            }
+        }
+    }
+
+    /// The write in flight for `cluster` is durable. Returns the completions of a follow-up
+    /// write to start now (with the newest state), if requests came in meanwhile.
+    fn written(&mut self, cluster: &str) -> Option<Vec<A>> {
+        match self.pending.remove(cluster) {
+            Some(Some(waiting)) => {
+                self.pending.insert(cluster.to_string(), None);
+                Some(waiting)
+            }
+            _ => None,
+        }
+    }
+
+    /// No write could be started for `cluster` (its state is gone or unserializable): forgets
+    /// it and returns the completions that were waiting.
+    fn abandon(&mut self, cluster: &str) -> Vec<A> {
+        self.pending.remove(cluster).flatten().unwrap_or_default()
+    }
 }
 
 /// The aggregator as a [`Downstream`]: a handle to its actor task.
@@ -96,6 +154,7 @@ impl ApplicationRoute {
             partition_of: HashMap::new(),
             offset_of: HashMap::new(),
             out: HashMap::new(),
+            writes: WriteQueue::new(),
         };
         tokio::spawn(actor.run(rx, d.tick, d.stop));
         route
@@ -178,6 +237,8 @@ struct Actor {
     /// Drafts out for delivery: how many group mails are still pending, and whether any was
     /// accepted.
     out: HashMap<String, (usize, bool)>,
+    /// Changelog writes in flight, one per cluster.
+    writes: WriteQueue<Ack>,
 }
 
 impl Actor {
@@ -229,6 +290,11 @@ impl Actor {
                 }
             }
             Msg::Sent(draft, accepted) => self.on_sent(*draft, accepted),
+            Msg::Written(cluster) => {
+                if let Some(acks) = self.writes.written(&cluster) {
+                    self.write(&cluster, acks);
+                }
+            }
         }
     }
 
@@ -265,34 +331,46 @@ impl Actor {
         self.persist(&ev.cluster_id, Some(ack));
     }
 
-    /// Writes the cluster's current state to the changelog; completes `ack` once it is durable.
-    fn persist(&self, cluster: &str, ack: Option<Ack>) {
-        let (Some(log), Some(state)) = (self.changelog.clone(), self.agg.export(cluster)) else {
+    /// Writes the cluster's current state to the changelog; completes `ack` once a state that
+    /// includes its effect is durable.
+    fn persist(&mut self, cluster: &str, ack: Option<Ack>) {
+        if self.changelog.is_none() {
             if let Some(a) = ack {
                 a.done();
             }
+            return;
+        }
+        if let Some(acks) = self.writes.request(cluster, ack) {
+            self.write(cluster, acks);
+        }
+    }
+
+    /// Starts the one write in flight for `cluster`, of its state as it is now.
+    fn write(&mut self, cluster: &str, acks: Vec<Ack>) {
+        let done = |acks: Vec<Ack>| acks.into_iter().for_each(Ack::done);
+        let (Some(log), Some(state)) = (self.changelog.clone(), self.agg.export(cluster)) else {
+            // Revoked meanwhile: its records belong to the partition's next owner.
+            done(acks);
+            done(self.writes.abandon(cluster));
             return;
         };
         let bytes = match state.to_json() {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(cluster, error = %e, "cannot serialize state; not persisted");
-                if let Some(a) = ack {
-                    a.done();
-                }
+                done(acks);
+                done(self.writes.abandon(cluster));
                 return;
             }
         };
         let partition = self.partition_of.get(cluster).copied().unwrap_or(0);
         let offset = self.offset_of.get(cluster).copied().unwrap_or(-1);
         let key = cluster.to_string();
-        // Enqueued in order by this one task; the idempotent producer keeps the order per
-        // partition, so the newest state is the last one written.
+        let tx = self.tx.clone();
         tokio::spawn(async move {
             log.write(partition, &key, &bytes, offset).await;
-            if let Some(a) = ack {
-                a.done();
-            }
+            done(acks);
+            let _ = tx.send(Msg::Written(key));
         });
     }
 
@@ -416,5 +494,54 @@ impl Actor {
         let now = self.clock.now();
         self.agg.mark_sent(&draft, now);
         self.persist(&draft.cluster_id, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriteQueue;
+
+    #[test]
+    fn a_second_write_of_a_cluster_waits_for_the_first_and_carries_every_later_completion() {
+        let mut q = WriteQueue::new();
+        assert_eq!(
+            q.request("c1", Some(1)),
+            Some(vec![1]),
+            "first write starts at once"
+        );
+        assert_eq!(
+            q.request("c1", Some(2)),
+            None,
+            "one write per cluster in flight"
+        );
+        assert_eq!(q.request("c1", None), None);
+        assert_eq!(q.request("c1", Some(3)), None);
+        assert_eq!(
+            q.request("c2", Some(10)),
+            Some(vec![10]),
+            "other clusters are independent"
+        );
+        assert_eq!(
+            q.written("c1"),
+            Some(vec![2, 3]),
+            "one follow-up write of the newest state completes every waiting record"
+        );
+        assert_eq!(q.written("c1"), None, "nothing waited for the follow-up");
+        assert_eq!(q.request("c1", Some(4)), Some(vec![4]), "idle again");
+        assert_eq!(q.written("c2"), None);
+    }
+
+    #[test]
+    fn an_abandoned_cluster_returns_its_waiting_completions_and_is_idle() {
+        let mut q = WriteQueue::new();
+        assert_eq!(q.request("c", Some(1)), Some(vec![1]));
+        assert_eq!(q.request("c", Some(2)), None);
+        assert_eq!(q.abandon("c"), vec![2]);
+        assert_eq!(
+            q.written("c"),
+            None,
+            "a late ack of the abandoned write starts nothing"
+        );
+        assert_eq!(q.request("c", Some(3)), Some(vec![3]));
     }
 }
