@@ -23,6 +23,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -75,6 +76,14 @@ enum Cmd {
         /// Give up after this long.
         #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
         timeout: Duration,
+        /// Records (counted in `count`) read before measuring; `ready` is printed after them,
+        /// so a driver can start a paced `produce` once the group has joined.
+        #[arg(long, default_value_t = 0)]
+        warmup: u64,
+        /// Extra librdkafka consumer property `key=value` (repeatable), e.g. the same
+        /// `fetch.wait.max.ms` the service is given.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
 }
 
@@ -115,7 +124,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mix = Mix::parse(&mix)?;
             produce_events(&cli.brokers, &cli.prefix, count, rate, mix, first_seq).await
         }
-        Cmd::Consume { count, timeout } => consume(&cli.brokers, &cli.prefix, count, timeout),
+        Cmd::Consume {
+            count,
+            timeout,
+            warmup,
+            set,
+        } => consume(&cli.brokers, &cli.prefix, count, timeout, warmup, &set),
     }
 }
 
@@ -228,7 +242,11 @@ impl Templates {
             }
         };
         set(&mut v, "event_id", Value::from(format!("lg-ev-{seq}")));
-        set(&mut v, "cluster_id", Value::from(format!("lg-{micros}-{seq}")));
+        set(
+            &mut v,
+            "cluster_id",
+            Value::from(format!("lg-{micros}-{seq}")),
+        );
         match kind {
             EventKind::ScanVerdict => {
                 set(&mut v, "message_id", Value::from(format!("lg-msg-{seq}")));
@@ -342,17 +360,33 @@ async fn produce_events(
 
 /// The ingest ceiling: what the same client library reads from the same broker when nothing is
 /// done with the records. Same fetch settings as the service would get by default.
-fn consume(brokers: &str, prefix: &str, count: u64, timeout: Duration) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn consume(
+    brokers: &str,
+    prefix: &str,
+    count: u64,
+    timeout: Duration,
+    warmup: u64,
+    set: &[String],
+) -> anyhow::Result<()> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
         .set("group.id", format!("loadgen-bare-{}", now_micros()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", "6000")
         .set("max.poll.interval.ms", "8000")
         .set("heartbeat.interval.ms", "500")
-        .create()
-        .context("consumer")?;
+        // As the service's consumer (src/ingest/consumer.rs), so the ceiling reads the same way.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false");
+    for kv in set {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+        cfg.set(k, v);
+    }
+    let consumer: BaseConsumer = cfg.create().context("consumer")?;
     let names: Vec<String> = ["verdicts", "bounces", "app"]
         .iter()
         .map(|w| topic(prefix, w))
@@ -363,6 +397,24 @@ fn consume(brokers: &str, prefix: &str, count: u64, timeout: Duration) -> anyhow
     let mut first: Option<Instant> = None;
     let mut n = 0u64;
     let mut bytes = 0u64;
+    let mut latencies_us: Vec<u64> = Vec::with_capacity(count as usize);
+    let mut warm = 0u64;
+    while warm < warmup {
+        if start.elapsed() > timeout {
+            anyhow::bail!("timed out after {warm} of {warmup} warm-up records");
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(_)) => warm += 1,
+            Some(Err(e)) => eprintln!("consume: {e}"),
+            None => {}
+        }
+    }
+    if warmup > 0 {
+        use std::io::Write;
+        println!("ready");
+        std::io::stdout().flush().context("stdout")?;
+    }
+    let count = count.saturating_sub(warmup);
     while n < count {
         if start.elapsed() > timeout {
             anyhow::bail!("timed out after {n} of {count} records");
@@ -371,7 +423,11 @@ fn consume(brokers: &str, prefix: &str, count: u64, timeout: Duration) -> anyhow
             Some(Ok(m)) => {
                 first.get_or_insert_with(Instant::now);
                 n += 1;
-                bytes += m.payload_len() as u64;
+                let payload = m.payload().unwrap_or_default();
+                bytes += payload.len() as u64;
+                if let Some(created) = created_micros(payload) {
+                    latencies_us.push(now_micros().saturating_sub(created) as u64);
+                }
             }
             Some(Err(e)) => eprintln!("consume: {e}"),
             None => {}
@@ -379,13 +435,46 @@ fn consume(brokers: &str, prefix: &str, count: u64, timeout: Duration) -> anyhow
     }
     let end = Instant::now();
     let span = first.map(|f| end - f).unwrap_or_default().as_secs_f64();
+    latencies_us.sort_unstable();
+    let q = |p: f64| quantile_ms(&latencies_us, p);
     println!(
-        "consumed={n} bytes={bytes} first_after_s={:.3} span_s={span:.3} rate={:.0}",
+        "consumed={n} bytes={bytes} first_after_s={:.3} span_s={span:.3} rate={:.0} lat_p50_ms={:.2} lat_p99_ms={:.2} lat_max_ms={:.2}",
         first.map(|f| f - start).unwrap_or_default().as_secs_f64(),
         // n-1 intervals between the first and the last record.
-        (n.saturating_sub(1)) as f64 / span.max(1e-9)
+        (n.saturating_sub(1)) as f64 / span.max(1e-9),
+        q(0.50),
+        q(0.99),
+        q(1.0),
     );
     Ok(())
+}
+
+/// The creation time `produce` put into the record's cluster id (`lg-<micros>-<seq>`); Avro
+/// and JSON both carry the string as plain UTF-8, so a byte search finds it in either framing.
+fn created_micros(payload: &[u8]) -> Option<u128> {
+    // The first `lg-` followed by a digit: `event_id` (`lg-ev-…`) may come first.
+    let mut rest = payload;
+    while let Some(at) = rest.windows(3).position(|w| w == b"lg-") {
+        let digits = &rest[at + 3..];
+        let end = digits
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(digits.len());
+        if end > 0 {
+            return std::str::from_utf8(&digits[..end]).ok()?.parse().ok();
+        }
+        rest = digits;
+    }
+    None
+}
+
+/// Nearest-rank quantile of sorted microsecond values, in milliseconds (NaN when empty).
+fn quantile_ms(sorted_us: &[u64], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted_us.len() as f64).ceil() as usize;
+    sorted_us[rank.clamp(1, sorted_us.len()) - 1] as f64 / 1000.0
 }
 
 #[cfg(test)]
@@ -400,6 +489,26 @@ mod tests {
         assert_eq!(count(EventKind::ScanVerdict), 8);
         assert_eq!(count(EventKind::Bounce), 1);
         assert_eq!(count(EventKind::Application), 1);
+    }
+
+    #[test]
+    fn creation_time_is_found_in_an_avro_record_and_absent_elsewhere() {
+        let t = Templates::load().unwrap();
+        let json = t.event(EventKind::Bounce, 7, 1_700_000_000_123_456);
+        let event = produce::parse_event(Some(EventKind::Bounce), &json).unwrap();
+        let store = mailgate_notify::event::SchemaStore::builtin();
+        let avro = mailgate_notify::event::encode::encode_single_object(&store, &event).unwrap();
+        assert_eq!(created_micros(&avro), Some(1_700_000_000_123_456));
+        assert_eq!(created_micros(b"no marker here"), None);
+    }
+
+    #[test]
+    fn nearest_rank_quantiles_pick_existing_values() {
+        let v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(quantile_ms(&v, 0.5), 50.0);
+        assert_eq!(quantile_ms(&v, 0.99), 99.0);
+        assert_eq!(quantile_ms(&v, 1.0), 100.0);
+        assert!(quantile_ms(&[], 0.5).is_nan());
     }
 
     #[test]

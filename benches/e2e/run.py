@@ -154,7 +154,8 @@ def loadgen(brokers, prefix, *args):
     return {k: float(v) for k, v in (kv.split("=") for kv in line.split())}
 
 
-def service_config(path, brokers, prefix, group, smtp_port, metrics_port, sessions):
+def service_config(path, brokers, prefix, group, smtp_port, metrics_port, sessions, extra):
+    extra_lines = "\n".join(f'"{k}" = "{v}"' for k, v in (kv.split("=", 1) for kv in extra))
     with open(path, "w") as f:
         f.write(f"""
 [kafka]
@@ -172,6 +173,7 @@ state = "{prefix}-state"
 "session.timeout.ms" = "6000"
 "max.poll.interval.ms" = "8000"
 "heartbeat.interval.ms" = "500"
+{extra_lines}
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
@@ -196,10 +198,10 @@ notify = ["general"]
 
 
 class Service:
-    def __init__(self, procs, work, name, brokers, prefix, group, sink, sessions):
+    def __init__(self, procs, work, name, brokers, prefix, group, sink, sessions, extra):
         self.metrics_port = free_port()
         cfg = os.path.join(work, f"{name}.toml")
-        service_config(cfg, brokers, prefix, group, sink.port, self.metrics_port, sessions)
+        service_config(cfg, brokers, prefix, group, sink.port, self.metrics_port, sessions, extra)
         env = dict(os.environ, RUST_LOG="warn,librdkafka=error,rdkafka=error")
         self.proc = procs.start([SERVICE, "run", "--config", cfg], os.path.join(work, f"{name}.log"), env)
         self.started = time.time()
@@ -223,6 +225,12 @@ class Service:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
         return None
+
+    def cpu_s(self):
+        """User + system CPU seconds used so far (/proc/PID/stat utime + stime)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         """SIGTERM (drain and commit), then SIGKILL if it does not exit."""
@@ -280,7 +288,14 @@ def quantile(sorted_vals, q):
     return sorted_vals[k]
 
 
-def analyse(msgs, seq_range):
+def kind_of(seq, mix):
+    """The event kind `mailgate-loadgen produce` gave sequence number `seq` (its Mix::kind_of)."""
+    v, b, a = (int(x) for x in mix.split(":"))
+    r = seq % (v + b + a)
+    return "rule" if r < v else "bounce" if r < v + b else "application"
+
+
+def analyse(msgs, seq_range, mix):
     lo, hi = seq_range
     ours = [m for m in msgs if m[1] is not None and lo <= m[1] < hi]
     seen, dup = set(), 0
@@ -292,7 +307,28 @@ def analyse(msgs, seq_range):
         seen.add(m[1])
         firsts.append(m)
     lat = sorted((t - c / 1e6) * 1000.0 for t, _, c, _ in firsts)
+    # Stall episodes: maximal runs (in acceptance order) of notifications slower than 100 ms;
+    # tells one long stall from a steady overload.
+    episodes, cur = [], None
+    for t, _, c, _ in firsts:
+        if (t - c / 1e6) * 1000.0 > 100.0:
+            cur = [c / 1e6, t, 1] if cur is None else [cur[0], t, cur[2] + 1]
+        elif cur is not None:
+            episodes.append(cur)
+            cur = None
+    if cur is not None:
+        episodes.append(cur)
+    longest = max(episodes, key=lambda e: e[1] - e[0], default=None)
+    by_kind = {}
+    for t, seq, c, _ in firsts:
+        by_kind.setdefault(kind_of(seq, mix), []).append((t - c / 1e6) * 1000.0)
     return {
+        "slow_episodes": len(episodes),
+        "slow_notifications": sum(e[2] for e in episodes),
+        "longest_episode_s": (longest[1] - longest[0]) if longest else 0.0,
+        "longest_episode_at_s": (longest[0] - firsts[0][0]) if longest else None,
+        "lat_by_kind": {k: {"n": len(v), "p50_ms": quantile(sorted(v), 0.5), "p99_ms": quantile(sorted(v), 0.99)}
+                        for k, v in sorted(by_kind.items())},
         "accepted": len(firsts),
         "duplicates": dup,
         "unrecognised": sum(1 for m in msgs if m[1] is None),
@@ -316,7 +352,13 @@ def main():
     ap.add_argument("--latency-seconds", type=float, default=20, help="length of the half-rate run (default 20)")
     ap.add_argument("--no-scale-out", action="store_true", help="skip the two-instance run")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--librdkafka", action="append", metavar="KEY=VALUE",
+                    help="consumer property for the service and the bare consumer alike (repeatable; "
+                         "default fetch.wait.max.ms=5: Tansu answers a waiting fetch only at its "
+                         "deadline, not when data arrives, which alone puts ~130 ms on p50)")
     args = ap.parse_args()
+    if args.librdkafka is None:
+        args.librdkafka = ["fetch.wait.max.ms=5"]
 
     for p in (SERVICE, LOADGEN):
         if not os.path.exists(p):
@@ -327,7 +369,7 @@ def main():
     procs = Procs()
     res = {
         "count": args.count, "sessions": args.sessions, "partitions": args.partitions, "mix": args.mix,
-        "cores": os.cpu_count(), "load_before": os.getloadavg(),
+        "cores": os.cpu_count(), "load_before": os.getloadavg(), "librdkafka": args.librdkafka,
     }
     try:
         port = free_port()
@@ -345,15 +387,17 @@ def main():
         pr = loadgen(brokers, "r1", "produce", "--count", n, "--mix", args.mix)
         log(f"run 1: produced {n} events at {pr['rate']:.0f}/s")
         # (a) ingest ceiling on the same records, before the service competes for the CPU.
-        bare = loadgen(brokers, "r1", "consume", "--count", n)
+        sets = [a for kv in args.librdkafka for a in ("--set", kv)]
+        bare = loadgen(brokers, "r1", "consume", "--count", n, *sets)
         log(f"ingest ceiling: {bare['rate']:.0f} records/s")
         sink1 = Sink(procs, work, "sink1")
-        s1 = Service(procs, work, "svc1", brokers, "r1", "bench-r1", sink1, args.sessions)
+        s1 = Service(procs, work, "svc1", brokers, "r1", "bench-r1", sink1, args.sessions, args.librdkafka)
         got = wait_sent([s1], n)
         res["rss_peak_mib"] = (s1.vm_hwm_kib() or 0) / 1024
+        res["cpu_s"] = s1.cpu_s()
         s1.stop()
         settle(sink1, got)
-        a1 = analyse(sink1.messages(), (0, n))
+        a1 = analyse(sink1.messages(), (0, n), args.mix)
         sink1.stop()
         log(f"run 1: {a1['accepted']}/{n} accepted at {a1['rate']:.0f}/s, RSS peak {res['rss_peak_mib']:.0f} MiB")
 
@@ -376,7 +420,7 @@ def main():
         m3 = max(100, int(half * args.latency_seconds))
         loadgen(brokers, "r3", "topics", "--partitions", args.partitions)
         sink3 = Sink(procs, work, "sink3")
-        s3 = Service(procs, work, "svc3", brokers, "r3", "bench-r3", sink3, args.sessions)
+        s3 = Service(procs, work, "svc3", brokers, "r3", "bench-r3", sink3, args.sessions, args.librdkafka)
         # Warm-up (sequence numbers above the measured range): the group has joined and every
         # pool connection is open once these are accepted.
         warm = 50
@@ -387,9 +431,23 @@ def main():
         res["rss_peak_half_mib"] = (s3.vm_hwm_kib() or 0) / 1024
         s3.stop()
         settle(sink3, got3)
-        a3 = analyse(sink3.messages(), (0, m3))
+        a3 = analyse(sink3.messages(), (0, m3), args.mix)
         sink3.stop()
         log(f"run 3: {m3} events at {half:.0f}/s: p50 {a3['lat_p50_ms']:.1f} ms, p99 {a3['lat_p99_ms']:.1f} ms, max {a3['lat_max_ms']:.1f} ms")
+
+        # Latency floor of ingest alone: a bare consumer on fresh topics, same paced load.
+        loadgen(brokers, "r3b", "topics", "--partitions", args.partitions)
+        bare_cmd = [LOADGEN, "--brokers", brokers, "--prefix", "r3b", "consume",
+                    "--count", str(warm + m3), "--warmup", str(warm), *sets]
+        bare_proc = subprocess.Popen(bare_cmd, stdout=subprocess.PIPE, text=True)
+        procs.procs.append(bare_proc)
+        loadgen(brokers, "r3b", "produce", "--count", warm, "--first-seq", 10**9, "--mix", args.mix)
+        if bare_proc.stdout.readline().strip() != "ready":
+            raise SystemExit("bare consumer did not finish its warm-up")
+        loadgen(brokers, "r3b", "produce", "--count", m3, "--rate", f"{half:.1f}", "--mix", args.mix)
+        out, _ = bare_proc.communicate(timeout=120)
+        bare_half = {k: float(v) for k, v in (kv.split("=") for kv in out.strip().splitlines()[-1].split())}
+        log(f"ingest latency floor at {half:.0f}/s: p50 {bare_half['lat_p50_ms']:.1f} ms, p99 {bare_half['lat_p99_ms']:.1f} ms")
 
         # --- 4. scale-out -------------------------------------------------------------------
         a4 = None
@@ -397,9 +455,9 @@ def main():
             loadgen(brokers, "r4", "topics", "--partitions", args.partitions)
             loadgen(brokers, "r4", "produce", "--count", n, "--mix", args.mix)
             sink4 = Sink(procs, work, "sink4")
-            sa = Service(procs, work, "svc4a", brokers, "r4", "bench-r4", sink4, args.sessions)
+            sa = Service(procs, work, "svc4a", brokers, "r4", "bench-r4", sink4, args.sessions, args.librdkafka)
             wait_sent([sa], n // 5)
-            sb = Service(procs, work, "svc4b", brokers, "r4", "bench-r4", sink4, args.sessions)
+            sb = Service(procs, work, "svc4b", brokers, "r4", "bench-r4", sink4, args.sessions, args.librdkafka)
             joined_at = sb.started
             b_first = None
             while True:
@@ -416,7 +474,7 @@ def main():
             sa.stop()
             sb.stop()
             settle(sink4, sum(per))
-            a4 = analyse(sink4.messages(), (0, n))
+            a4 = analyse(sink4.messages(), (0, n), args.mix)
             sink4.stop()
             after = [t for t in a4["times"] if t >= joined_at]
             gaps = [(b - a, a) for a, b in zip(after, after[1:])]
@@ -437,6 +495,7 @@ def main():
             "message_bytes": size,
             "max": {k: v for k, v in a1.items() if k != "times"},
             "half": {k: v for k, v in a3.items() if k != "times"} | {"rate_target": half, "events": m3},
+            "bare_half": bare_half,
             "scale_out": {k: v for k, v in a4.items() if k != "times"} if a4 else None,
             "load_after": os.getloadavg(),
         })
@@ -452,18 +511,25 @@ def main():
 def report(r):
     m, h, s = r["max"], r["half"], r["scale_out"]
     print(f"\nmailgate-notify end to end — {r['count']} events (mix {r['mix']}), pool/sessions {r['sessions']}, "
-          f"{r['partitions']} partitions, {r['cores']} cores, load {r['load_before'][0]:.2f} before / {r['load_after'][0]:.2f} after\n")
+          f"{r['partitions']} partitions, librdkafka {r['librdkafka'] or 'defaults'}, {r['cores']} cores, load {r['load_before'][0]:.2f} before / {r['load_after'][0]:.2f} after\n")
     rows = [
         ("notifications accepted/s (max rate)", f"{m['rate']:.0f}"),
         ("  vs ingest ceiling (bare consumer, records/s)", f"{r['ingest_ceiling']:.0f}  ratio {m['rate'] / r['ingest_ceiling']:.3f}"),
         (f"  vs SMTP ceiling (smtp-source -d -s {r['sessions']} -l {r['message_bytes']})",
          f"{r['smtp_ceiling']:.0f}  ratio {m['rate'] / r['smtp_ceiling']:.3f}  (target >= 0.8)"),
         ("accepted / duplicates (max rate)", f"{m['accepted']} / {m['duplicates']}"),
+        ("service CPU (user+sys) for the whole run 1 / per 1000 notifications",
+         f"{r['cpu_s']:.1f} s / {1000 * r['cpu_s'] / max(1, m['accepted']):.2f} s"),
         ("peak RSS (VmHWM, max rate)", f"{r['rss_peak_mib']:.0f} MiB"),
         (f"event-to-accepted at {h['rate_target']:.0f} ev/s (half), p50", f"{h['lat_p50_ms']:.1f} ms"),
         ("  p99", f"{h['lat_p99_ms']:.1f} ms  (target <= 50)"),
         ("  max", f"{h['lat_max_ms']:.1f} ms"),
+        ("  p50 / p99 by kind", "; ".join(f"{k} {v['p50_ms']:.0f} / {v['p99_ms']:.0f} ms" for k, v in h["lat_by_kind"].items())),
+        ("  episodes > 100 ms: count / notifications / longest",
+         f"{h['slow_episodes']} / {h['slow_notifications']} / {h['longest_episode_s']:.2f} s"),
         ("  achieved rate / accepted", f"{h['rate']:.0f}/s / {h['accepted']}"),
+        ("  ingest floor: bare consumer, same rate, p50 / p99 / max",
+         f"{r['bare_half']['lat_p50_ms']:.1f} / {r['bare_half']['lat_p99_ms']:.1f} / {r['bare_half']['lat_max_ms']:.1f} ms"),
         ("event-to-accepted at max rate (backlog: queueing), p50 / p99", f"{m['lat_p50_ms']:.0f} / {m['lat_p99_ms']:.0f} ms"),
     ]
     if s:
