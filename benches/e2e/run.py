@@ -198,11 +198,13 @@ notify = ["general"]
 
 
 class Service:
+    env_extra = {}
+
     def __init__(self, procs, work, name, brokers, prefix, group, sink, sessions, extra):
         self.metrics_port = free_port()
         cfg = os.path.join(work, f"{name}.toml")
         service_config(cfg, brokers, prefix, group, sink.port, self.metrics_port, sessions, extra)
-        env = dict(os.environ, RUST_LOG="warn,librdkafka=error,rdkafka=error")
+        env = dict(os.environ, RUST_LOG="warn,librdkafka=error,rdkafka=error", **Service.env_extra)
         self.proc = procs.start([SERVICE, "run", "--config", cfg], os.path.join(work, f"{name}.log"), env)
         self.started = time.time()
         wait_port(self.metrics_port, self.proc, f"service {name} (metrics)", timeout=30)
@@ -356,7 +358,13 @@ def main():
                     help="consumer property for the service and the bare consumer alike (repeatable; "
                          "default fetch.wait.max.ms=5: Tansu answers a waiting fetch only at its "
                          "deadline, not when data arrives, which alone puts ~130 ms on p50)")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="record a perf profile (perf record -g) of the max-rate drain into FILE")
+    ap.add_argument("--service-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment of the service processes, e.g. "
+                         "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 (repeatable)")
     args = ap.parse_args()
+    Service.env_extra = dict(kv.split("=", 1) for kv in args.service_env)
     if args.librdkafka is None:
         args.librdkafka = ["fetch.wait.max.ms=5"]
 
@@ -369,7 +377,7 @@ def main():
     procs = Procs()
     res = {
         "count": args.count, "sessions": args.sessions, "partitions": args.partitions, "mix": args.mix,
-        "cores": os.cpu_count(), "load_before": os.getloadavg(), "librdkafka": args.librdkafka,
+        "cores": os.cpu_count(), "load_before": os.getloadavg(), "librdkafka": args.librdkafka, "service_env": args.service_env,
     }
     try:
         port = free_port()
@@ -392,7 +400,19 @@ def main():
         log(f"ingest ceiling: {bare['rate']:.0f} records/s")
         sink1 = Sink(procs, work, "sink1")
         s1 = Service(procs, work, "svc1", brokers, "r1", "bench-r1", sink1, args.sessions, args.librdkafka)
+        perf = None
+        if args.perf:
+            # Attach once the first notification is out: `perf record -p` follows only the
+            # threads that exist when it attaches (ingest, rdkafka and the pool start late).
+            wait_sent([s1], 1)
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(s1.proc.pid),
+                                     "-o", args.perf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.procs.append(perf)
         got = wait_sent([s1], n)
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(timeout=60)
+            log(f"profile of the drain: perf report -i {args.perf}")
         res["rss_peak_mib"] = (s1.vm_hwm_kib() or 0) / 1024
         res["cpu_s"] = s1.cpu_s()
         s1.stop()
@@ -511,7 +531,7 @@ def main():
 def report(r):
     m, h, s = r["max"], r["half"], r["scale_out"]
     print(f"\nmailgate-notify end to end — {r['count']} events (mix {r['mix']}), pool/sessions {r['sessions']}, "
-          f"{r['partitions']} partitions, librdkafka {r['librdkafka'] or 'defaults'}, {r['cores']} cores, load {r['load_before'][0]:.2f} before / {r['load_after'][0]:.2f} after\n")
+          f"{r['partitions']} partitions, librdkafka {r['librdkafka'] or 'defaults'}, service env {r['service_env'] or 'default'}, {r['cores']} cores, load {r['load_before'][0]:.2f} before / {r['load_after'][0]:.2f} after\n")
     rows = [
         ("notifications accepted/s (max rate)", f"{m['rate']:.0f}"),
         ("  vs ingest ceiling (bare consumer, records/s)", f"{r['ingest_ceiling']:.0f}  ratio {m['rate'] / r['ingest_ceiling']:.3f}"),
