@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Load generator and bare-consumer ceiling for the end-to-end benchmark.
 #[derive(Parser)]
-#[command(name = "mailgate-loadgen", version, about)]
+#[command(name = "mailgate-loadgen", version)]
 struct Cli {
     /// Bootstrap brokers, `host:port,…`.
     #[arg(long, global = true, default_value = "127.0.0.1:9092")]
