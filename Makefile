@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/mailgate-notify
 
-.PHONY: run build test rig lint fmt bench fixtures clean
+.PHONY: run build test rig lint fmt bench bench-e2e fixtures clean
 
 ## run: build the release binary and run the embedded demo (no broker or relay needed)
 run: build
@@ -30,6 +30,12 @@ fmt:
 ## bench: criterion benches
 bench:
 	$(CARGO) bench
+
+## bench-e2e: end-to-end load benchmark on the rig with same-run ceilings (BENCHMARKS.md);
+## options via BENCH_E2E_ARGS, e.g. BENCH_E2E_ARGS="--count 50000 --sessions 16"
+bench-e2e: rig
+	$(CARGO) build --release --bins
+	python3 benches/e2e/run.py $(BENCH_E2E_ARGS)
 
 ## fixtures: regenerate the single-object Avro fixtures from their JSON twins
 fixtures:
