@@ -47,11 +47,29 @@ impl Downstream for RulesRoute {
         for s in &plan.suppressed {
             self.app_metrics
                 .suppressed_n("rule", coarse(s.reason), s.count);
-            tracing::info!(
-                event_id = %verdict.event_id, message_id = %verdict.message_id,
-                reason = s.reason.as_str(), group = s.group.map(|g| g.as_str()), count = s.count,
-                "rule notifications suppressed"
-            );
+            // Policy working as configured (a second rule to the same address, a filter, the
+            // backscatter policy) happens on most verdicts of a busy gateway: a line per verdict
+            // at info would be the bulk of the log and of its cost, and the suppression metric
+            // already counts it. What an operator may need to act on stays at info.
+            match s.reason {
+                SuppressionReason::Duplicate
+                | SuppressionReason::Filtered
+                | SuppressionReason::Disabled
+                | SuppressionReason::BackscatterNullSender
+                | SuppressionReason::BackscatterUnauthenticated
+                | SuppressionReason::BackscatterExternal => tracing::debug!(
+                    event_id = %verdict.event_id, message_id = %verdict.message_id,
+                    reason = s.reason.as_str(), group = s.group.map(|g| g.as_str()), count = s.count,
+                    "rule notifications suppressed"
+                ),
+                SuppressionReason::OwnAddress
+                | SuppressionReason::Cap
+                | SuppressionReason::InvalidAddress => tracing::info!(
+                    event_id = %verdict.event_id, message_id = %verdict.message_id,
+                    reason = s.reason.as_str(), group = s.group.map(|g| g.as_str()), count = s.count,
+                    "rule notifications suppressed"
+                ),
+            }
         }
         let verdict = Arc::new(verdict);
         let mut requests: Vec<(Request, &'static str)> = Vec::with_capacity(plan.notices.len() + 1);
