@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/mailgate-notify
 
-.PHONY: run build test rig lint fmt bench fixtures clean
+.PHONY: run build test rig lint fmt bench soak fixtures clean
 
 ## run: build the release binary and run the embedded demo (no broker or relay needed)
 run: build
@@ -30,6 +30,11 @@ fmt:
 ## bench: criterion benches
 bench:
 	$(CARGO) bench
+
+## soak: the full pipeline on the rig under random faults, with an auditor (not part of test);
+## SOAK_DURATION (default 10m), SOAK_SEED (replay a run), SOAK_POISON (default 1000)
+soak: rig
+	$(CARGO) test --release --test soak -- --ignored --nocapture
 
 ## fixtures: regenerate the single-object Avro fixtures from their JSON twins
 fixtures:
