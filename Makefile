@@ -32,7 +32,7 @@ bench:
 	$(CARGO) bench
 
 ## soak: the full pipeline on the rig under random faults, with an auditor (not part of test);
-## SOAK_DURATION (default 10m), SOAK_SEED (replay a run), SOAK_POISON (default 1000)
+## SOAK_DURATION (default 10m), SOAK_SEED (replay a run), SOAK_POISON (default 1000), SOAK_RSS_LIMIT_MIB (256)
 soak: rig
 	$(CARGO) test --release --test soak -- --ignored --nocapture
 
