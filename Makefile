@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/mailgate-notify
 
-.PHONY: run build test rig lint fmt bench bench-e2e fixtures clean
+.PHONY: run build test rig lint fmt bench bench-e2e soak fixtures clean
 
 ## run: build the release binary and run the embedded demo (no broker or relay needed)
 run: build
@@ -36,6 +36,11 @@ bench:
 bench-e2e: rig
 	$(CARGO) build --release --bins
 	python3 benches/e2e/run.py $(BENCH_E2E_ARGS)
+
+## soak: the full pipeline on the rig under random faults, with an auditor (not part of test);
+## SOAK_DURATION (default 10m), SOAK_SEED (replay a run), SOAK_POISON (default 1000), SOAK_RSS_LIMIT_MIB (256)
+soak: rig
+	$(CARGO) test --release --test soak -- --ignored --nocapture
 
 ## fixtures: regenerate the single-object Avro fixtures from their JSON twins
 fixtures:

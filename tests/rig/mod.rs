@@ -328,6 +328,18 @@ impl SmtpSink {
         self.port
     }
 
+    /// Kills the sink (a relay outage) but keeps its dump directory, so the messages it
+    /// accepted can still be read; start another with [`SmtpSink::start_on`] on the same port.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process id (to sample its resources).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every message dumped so far, parsed.
     pub fn messages(&self) -> Vec<SinkMessage> {
         let mut out = Vec::new();
