@@ -329,6 +329,10 @@ impl Actor {
         }
         self.offset_of.insert(ev.cluster_id.clone(), r.offset);
         self.persist(&ev.cluster_id, Some(ack));
+        // A first change is due now: decided at once rather than at the next tick (the tick
+        // alone put 100-250 ms on every change notification in the load benchmark). Nothing due
+        // costs one look at the earliest deadline.
+        self.on_tick();
     }
 
     /// Writes the cluster's current state to the changelog; completes `ack` once a state that
@@ -374,6 +378,7 @@ impl Actor {
         });
     }
 
+    /// Decides and sends what is due now (called on every tick and after every applied record).
     fn on_tick(&mut self) {
         let now = self.clock.now();
         // In batches: at midnight every cluster of a zone is due at once, and 100,000 drafts at
