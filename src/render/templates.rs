@@ -9,6 +9,7 @@
 //! needs at least the subject and the text part.
 
 use super::builtin::BUILTIN;
+use super::compiled::{self, Program};
 use super::lint::lint;
 use super::macros::translate;
 use super::samples::Schema;
@@ -67,6 +68,9 @@ pub struct Templates {
     pub text: Handlebars<'static>,
     /// HTML bodies: HTML escaping.
     pub html: Handlebars<'static>,
+    /// The same templates compiled for the fast path, by registry key (only those that
+    /// `compiled::compile` accepts; the others render with Handlebars alone).
+    pub programs: HashMap<String, Program>,
     index: HashMap<String, HashMap<String, Entry>>,
     /// (name, language) pairs that exist but failed to load (already reported).
     broken: HashSet<(String, String)>,
@@ -327,6 +331,7 @@ fn compile_part(
     schema: Schema,
     samples: &[(&'static str, JsonValue)],
     reg: &mut Handlebars<'static>,
+    programs: &mut HashMap<String, Program>,
     html: bool,
     problems: &mut Vec<Problem>,
 ) -> bool {
@@ -369,6 +374,7 @@ fn compile_part(
         }
         return false;
     }
+    let program = compiled::compile(&template);
     reg.register_template(key, template);
     for (label, sample) in samples {
         if let Err(e) = reg.render_with_context(key, &Context::from(sample.clone())) {
@@ -380,6 +386,9 @@ fn compile_part(
             reg.unregister_template(key);
             return false;
         }
+    }
+    if let Some(p) = program {
+        programs.insert(key.to_string(), p);
     }
     true
 }
@@ -397,6 +406,7 @@ pub fn load(dir: Option<&Path>, samples: &SampleContexts) -> (Templates, Vec<Pro
     let mut t = Templates {
         text: registry(false),
         html: registry(true),
+        programs: HashMap::new(),
         index: HashMap::new(),
         broken: HashSet::new(),
     };
@@ -414,7 +424,16 @@ pub fn load(dir: Option<&Path>, samples: &SampleContexts) -> (Templates, Vec<Pro
                 Part::Html => (&mut t.html, true),
                 _ => (&mut t.text, false),
             };
-            ok &= compile_part(src, &key(*part), schema, samples, reg, html, &mut problems);
+            ok &= compile_part(
+                src,
+                &key(*part),
+                schema,
+                samples,
+                reg,
+                &mut t.programs,
+                html,
+                &mut problems,
+            );
         }
         if ok {
             t.index.entry(name.clone()).or_default().insert(
