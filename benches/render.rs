@@ -46,9 +46,7 @@ fn baseline_rule_general(v: &ScanVerdict, notification_id: &str, out: &mut Strin
     out.clear();
     let _ = write!(
         out,
-        "A scan rule was triggered on a message that passed through {}.\n\nThe message {}.{}\n\nMessage\n  From:         {}{}{}\n  To:           {}\n  Subject:      {}\n  Received:     {}\n  Size:         {} bytes\n  Message-ID:   {}\n  Gateway ID:   {}\n  Action:       {}{}\n  Concerns:     {}\n\nRules and detections\n",
-        "Secure Mail Gateway",
-        "was delivered without the deleted attachments",
+        "A scan rule was triggered on a message that passed through Secure Mail Gateway.\n\nThe message was delivered without the deleted attachments.{}\n\nMessage\n  From:         {}{}{}\n  To:           {}\n  Subject:      {}\n  Received:     {}\n  Size:         {} bytes\n  Message-ID:   {}\n  Gateway ID:   {}\n  Action:       AttachmentDeleted{}\n  Concerns:     {}\n\nRules and detections\n",
         if v.backed_up { " A copy was kept in backup." } else { "" },
         v.sender,
         v.sender_ip.as_deref().map(|ip| format!(" (IP {ip})")).unwrap_or_default(),
@@ -59,22 +57,21 @@ fn baseline_rule_general(v: &ScanVerdict, notification_id: &str, out: &mut Strin
         v.size,
         v.smtp_message_id.as_deref().unwrap_or("(none)"),
         v.message_id,
-        "AttachmentDeleted",
         if v.backed_up { ", backed up" } else { "" },
         v.all_recipients.join(", "),
     );
     for r in &v.triggered_rules {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "  * {} (rule id {}), for {}\n",
+            "  * {} (rule id {}), for {}",
             r.rule_name.as_deref().unwrap_or(&r.rule_id),
             r.rule_id,
             r.affected_recipients.join(", ")
         );
         for d in &r.detections {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "      - {}, {} bytes: {}{}\n        found by {}; object {}\n",
+                "      - {}, {} bytes: {}{}\n        found by {}; object {}",
                 d.object_name.as_deref().unwrap_or("the message itself"),
                 d.object_size.unwrap_or(v.size),
                 d.status,
@@ -87,9 +84,9 @@ fn baseline_rule_general(v: &ScanVerdict, notification_id: &str, out: &mut Strin
             );
         }
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "\nNode: {}, {}:{}{}; cluster {}\n\nWhat to do\n  If the message is legitimate (a false positive), {} and report the false positive.\n  If it is malicious, check whether other recipients got similar messages from the same sender or IP address.\n\nNotification ID: {}\n",
+        "\nNode: {}, {}:{}{}; cluster {}\n\nWhat to do\n  If the message is legitimate (a false positive), {} and report the false positive.\n  If it is malicious, check whether other recipients got similar messages from the same sender or IP address.\n\nNotification ID: {}",
         v.node.node_id,
         v.node.ip,
         v.node.port,

@@ -3,21 +3,23 @@
 //! context as one JSON tree; the profile of issue 9 put about half of a rule notification's
 //! render there. Most templates (all the built-in ones) use only a small part of the language:
 //! text, `{{path}}`, `{{#if}}`/`{{#unless}}` (also on `(eq path literal)`), `{{#each}}` with
-//! `{{else}}`, `@index`/`@first`/`@last` and our `short` helper. Those are compiled once, at
-//! load, into a [`Program`] that writes straight into one `String`, looking names up in the
+//! `{{else}}` and an item parameter, `@root.` paths (what KSMG macros become),
+//! `@index`/`@first`/`@last` and our `short` helper. Those are compiled once, at load, into a
+//! [`Program`] that writes straight into one `String`, looking names up in the
 //! context's layers (the per-notification values first, then the values shared by every
 //! notification of the same event).
 //!
-//! Anything else — another helper, `this`, `../`, block parameters, an `{{#each}}` over an
+//! Anything else — another helper, `this`, `../`, other block parameters, an `{{#each}}` over an
 //! object — leaves the template to Handlebars (`compile` returns `None`). And whenever a
 //! program meets something it does not decide exactly as Handlebars would (a missing name,
 //! which strict mode turns into an error; a value that is not a string, number, bool or null),
 //! `render` returns [`Punt`] and the caller renders with Handlebars, so that output and error
 //! messages stay Handlebars' own. `tests` checks byte equality on every built-in template.
 
-use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
+use handlebars::template::{BlockParam, HelperTemplate, Parameter, Template, TemplateElement};
 use handlebars::Path;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 /// A compiled template.
@@ -40,6 +42,8 @@ enum Node {
     },
     Each {
         path: Vec<String>,
+        /// The block parameter naming the current item, if any.
+        param: Option<String>,
         body: Vec<Node>,
         inverse: Option<Vec<Node>>,
     },
@@ -98,11 +102,22 @@ fn plain_path(raw: &str) -> Option<Vec<String>> {
     (ok && !is_helper_name(&segs[0])).then_some(segs)
 }
 
+/// `ROOT` as the first segment: the path starts at the root (`@root.x`, what KSMG macros
+/// translate to), whatever loop it stands in.
+const ROOT: &str = "@root";
+
 fn path_param(p: &Parameter) -> Option<Vec<String>> {
-    match p {
-        Parameter::Name(n) => plain_path(n),
-        Parameter::Path(Path::Relative((_, raw))) => plain_path(raw),
-        _ => None,
+    let raw = match p {
+        Parameter::Name(n) => n,
+        Parameter::Path(Path::Relative((_, raw))) => raw,
+        _ => return None,
+    };
+    match raw.strip_prefix("@root.") {
+        Some(rest) => plain_path(rest).map(|mut segs| {
+            segs.insert(0, ROOT.to_string());
+            segs
+        }),
+        None => plain_path(raw),
     }
 }
 
@@ -165,9 +180,18 @@ fn condition(p: &Parameter) -> Option<Cond> {
 }
 
 fn block(h: &HelperTemplate) -> Option<Node> {
-    if !h.hash.is_empty() || h.block_param.is_some() || h.params.len() != 1 {
+    if !h.hash.is_empty() || h.params.len() != 1 {
         return None;
     }
+    // `{{#each list as |item|}}` (what `%DATA_BEGIN%` becomes); other block parameters are
+    // left to Handlebars.
+    let param = match &h.block_param {
+        None => None,
+        Some(BlockParam::Single(Parameter::Name(n))) if name_of(h)? == "each" => {
+            Some(plain_path(n).filter(|p| p.len() == 1)?.remove(0))
+        }
+        Some(_) => return None,
+    };
     let body = match &h.template {
         Some(t) => nodes(t)?,
         None => Vec::new(),
@@ -185,6 +209,7 @@ fn block(h: &HelperTemplate) -> Option<Node> {
         }),
         "each" => Some(Node::Each {
             path: path_param(&h.params[0])?,
+            param,
             body,
             inverse,
         }),
@@ -219,14 +244,42 @@ pub fn compile(t: &Template) -> Option<Program> {
     nodes(t).map(|nodes| Program { nodes })
 }
 
+/// One layer of root variables.
+#[derive(Debug, Clone, Copy)]
+pub enum Layer<'a> {
+    /// A JSON object as built (few keys, or built per render).
+    Json(&'a Map<String, Value>),
+    /// The same hashed once: for the many variables shared by a verdict's notifications, where
+    /// the ordered map's linear in-node search was a third of a cached render (issue 9).
+    Hashed(&'a HashMap<String, Value>),
+}
+
+impl<'a> Layer<'a> {
+    fn get(self, key: &str) -> Option<&'a Value> {
+        match self {
+            Layer::Json(m) => m.get(key),
+            Layer::Hashed(m) => m.get(key),
+        }
+    }
+
+    /// Every variable of the layer.
+    pub fn iter(self) -> Box<dyn Iterator<Item = (&'a String, &'a Value)> + 'a> {
+        match self {
+            Layer::Json(m) => Box::new(m.iter()),
+            Layer::Hashed(m) => Box::new(m.iter()),
+        }
+    }
+}
+
 /// The values of one render: the root layers (looked up in order) and the loop frames.
 struct Scope<'a> {
-    root: &'a [&'a Map<String, Value>],
+    root: &'a [Layer<'a>],
     frames: Vec<Frame<'a>>,
 }
 
 struct Frame<'a> {
     value: &'a Value,
+    param: Option<&'a str>,
     index: usize,
     len: usize,
 }
@@ -254,10 +307,21 @@ fn escape_into(out: &mut String, s: &str) {
 
 impl<'a> Scope<'a> {
     fn lookup(&self, path: &[String]) -> Result<&'a Value, Punt> {
-        let (first, rest) = path.split_first().ok_or(Punt)?;
-        let mut v = match self.frames.last() {
-            Some(f) => f.value.as_object().and_then(|m| m.get(first)),
-            None => self.root.iter().find_map(|m| m.get(first)),
+        let (mut first, mut rest) = path.split_first().ok_or(Punt)?;
+        let root = first == ROOT;
+        if root {
+            (first, rest) = rest.split_first().ok_or(Punt)?;
+        }
+        // Block parameters come first, as in Handlebars, innermost loop first.
+        let param = self
+            .frames
+            .iter()
+            .rev()
+            .find(|f| !root && f.param == Some(first.as_str()));
+        let mut v = match (param, self.frames.last()) {
+            (Some(f), _) => Some(f.value),
+            (None, Some(f)) if !root => f.value.as_object().and_then(|m| m.get(first)),
+            (None, _) => self.root.iter().find_map(|m| m.get(first)),
         }
         .ok_or(Punt)?;
         for seg in rest {
@@ -307,12 +371,7 @@ fn write_value(out: &mut String, v: &Value, escape: bool) -> Result<(), Punt> {
 impl Program {
     /// Renders into `out` with the root `layers` (first match wins); `escape` is the HTML
     /// registry's escaping.
-    pub fn render(
-        &self,
-        layers: &[&Map<String, Value>],
-        escape: bool,
-        out: &mut String,
-    ) -> Result<(), Punt> {
+    pub fn render(&self, layers: &[Layer<'_>], escape: bool, out: &mut String) -> Result<(), Punt> {
         let mut scope = Scope {
             root: layers,
             frames: Vec::new(),
@@ -387,6 +446,7 @@ fn run<'a>(
             }
             Node::Each {
                 path,
+                param,
                 body,
                 inverse,
             } => match (scope.lookup(path)?, inverse) {
@@ -394,6 +454,7 @@ fn run<'a>(
                     for (index, value) in list.iter().enumerate() {
                         scope.frames.push(Frame {
                             value,
+                            param: param.as_deref(),
                             index,
                             len: list.len(),
                         });

@@ -27,6 +27,7 @@ use crate::config::{Config, EnvelopeSender, NotifyGroup, Problem};
 use crate::event::ScanVerdict;
 use crate::telemetry;
 use chrono_tz::Tz;
+use compiled::Layer;
 use context::Ctx;
 use handlebars::Context;
 use i18n::Lang;
@@ -332,8 +333,9 @@ struct SharedRuleVars {
     language: String,
     tz: Tz,
     rules: Vec<RuleRef>,
-    /// `context::rule_shared` and `context::rule_rules` in one map (one lookup instead of two).
-    vars: serde_json::Map<String, serde_json::Value>,
+    /// `context::rule_shared` and `context::rule_rules` in one hashed map (one lookup instead
+    /// of two, and no ordered search).
+    vars: HashMap<String, serde_json::Value>,
 }
 
 fn contexts(
@@ -645,11 +647,10 @@ impl Renderer {
             language: language.to_string(),
             tz,
             rules: n.rules.clone(),
-            vars: {
-                let mut m = context::rule_shared(&ctx, &n.verdict);
-                m.extend(context::rule_rules(&ctx, &n.verdict, &n.rules));
-                m
-            },
+            vars: context::rule_shared(&ctx, &n.verdict)
+                .into_iter()
+                .chain(context::rule_rules(&ctx, &n.verdict, &n.rules))
+                .collect(),
         });
         let mut cache = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= SHARED_CACHE {
@@ -728,17 +729,17 @@ impl Renderer {
         // Rule notifications: the verdict's variables are shared across its notifications and
         // only this notification's own are built here; the other kinds build theirs whole.
         let (own, shared, whole);
-        let layers: Vec<&serde_json::Map<String, serde_json::Value>> = match req {
+        let layers: Vec<Layer<'_>> = match req {
             Request::Rule(n) if engine == Engine::Fast => {
                 let ctx = make_ctx(&self.settings, id, language, p.tz);
                 own = context::rule_own(&ctx, n);
                 shared = self.shared_rule_vars(n, language, p.tz);
-                vec![&own, &shared.vars]
+                vec![Layer::Json(&own), Layer::Hashed(&shared.vars)]
             }
             _ => {
                 whole = contexts(&self.settings, req, id, language, p.tz);
                 match &whole {
-                    serde_json::Value::Object(m) => vec![m],
+                    serde_json::Value::Object(m) => vec![Layer::Json(m)],
                     _ => return Err("template variables are not an object".into()),
                 }
             }

@@ -239,8 +239,10 @@ pub fn header_block(s: &str, max_bytes: usize) -> String {
 /// A value made safe for one header line: no control character, no line break, runs of
 /// whitespace collapsed, trimmed.
 pub fn header_line(s: &str) -> String {
-    if is_clean_line(s) {
-        return s.to_string();
+    // A template's trailing line break (or spaces) would only be trimmed.
+    let t = s.trim_end_matches(['\n', '\r', ' ', '\t']);
+    if is_clean_line(t) {
+        return t.to_string();
     }
     header_line_slow(s)
 }
@@ -394,6 +396,11 @@ mod tests {
             "🎉 مرحبا שלום",
             "x\u{2028}y",
             "=?utf-8?B?SGVsbG8=?= hi",
+            "a b\n",
+            "a b \r\n",
+            "a  b\n",
+            "\n",
+            " \n",
         ] {
             assert_eq!(header_line(s), header_line_slow(s), "{s:?}");
         }

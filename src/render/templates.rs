@@ -330,9 +330,11 @@ fn compile_part(
     key: &str,
     schema: Schema,
     samples: &[(&'static str, JsonValue)],
-    reg: &mut Handlebars<'static>,
-    programs: &mut HashMap<String, Program>,
-    html: bool,
+    (reg, programs, html): (
+        &mut Handlebars<'static>,
+        &mut HashMap<String, Program>,
+        bool,
+    ),
     problems: &mut Vec<Problem>,
 ) -> bool {
     let Some((_, full)) = samples.first() else {
@@ -429,9 +431,7 @@ pub fn load(dir: Option<&Path>, samples: &SampleContexts) -> (Templates, Vec<Pro
                 &key(*part),
                 schema,
                 samples,
-                reg,
-                &mut t.programs,
-                html,
+                (reg, &mut t.programs, html),
                 &mut problems,
             );
         }
