@@ -473,3 +473,61 @@ fn run<'a>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn both(
+        src: &str,
+        ctx: &Value,
+        escape: bool,
+    ) -> (Result<String, Punt>, Result<String, String>) {
+        let t = Template::compile(src).unwrap();
+        // The renderer's own registries: strict, the same escaping, our `short` helper.
+        let hb = super::super::templates::registry(escape);
+        let reference = hb.render_template(src, ctx).map_err(|e| e.to_string());
+        let program = compile(&t).ok_or(Punt);
+        let fast = program.and_then(|p| {
+            let mut out = String::new();
+            let root = ctx.as_object().ok_or(Punt)?;
+            p.render(&[Layer::Json(root)], escape, &mut out)
+                .map(|()| out)
+        });
+        (fast, reference)
+    }
+
+    #[test]
+    fn a_program_writes_what_handlebars_writes_or_leaves_the_case_to_it() {
+        let ctx = json!({
+            "s": "a<b>&\"'`=", "n": 0, "m": 1.5, "t": true, "z": null, "e": [], "list": ["x", "y"],
+            "objs": [{"k": "one", "v": 1}, {"k": "two", "v": 0}], "long": "abcdefgh",
+        });
+        for escape in [false, true] {
+            for src in [
+                "{{s}}|{{n}}|{{m}}|{{t}}|{{z}}",
+                "{{#if n}}yes{{else}}no{{/if}}{{#unless z}}u{{/unless}}{{#if e}}e{{/if}}",
+                "{{#each objs}}{{@index}}{{@first}}{{@last}}{{k}}={{v}}{{#if v}}!{{/if}};{{else}}none{{/each}}",
+                "{{#each e}}x{{else}}empty{{/each}}{{#each z}}x{{else}}null{{/each}}",
+                "{{#each objs as |o|}}{{o.k}}{{@root.s}}{{/each}}",
+                "{{#if (eq s \"a<b>&\\\"'`=\")}}eq{{/if}}{{short long 4}}{{short z 3}}",
+            ] {
+                let (fast, reference) = both(src, &ctx, escape);
+                assert_eq!(fast.ok(), reference.ok(), "{src} (escape {escape})");
+            }
+        }
+        // A list as a value and a missing name are Handlebars' to render or to report.
+        assert_eq!(both("{{list}}", &ctx, false).0, Err(Punt));
+        assert_eq!(both("{{missing}}", &ctx, false).0, Err(Punt));
+        assert!(both("{{missing}}", &ctx, false).1.is_err());
+        // Not compiled at all: `this`, `../`, other helpers.
+        for src in [
+            "{{#each list}}{{this}}{{/each}}",
+            "{{#each objs}}{{../s}}{{/each}}",
+            "{{len list}}",
+        ] {
+            assert!(compile(&Template::compile(src).unwrap()).is_none(), "{src}");
+        }
+    }
+}

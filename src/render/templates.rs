@@ -124,7 +124,7 @@ handlebars_helper!(short: |v: Json, n: u64| {
     }
 });
 
-fn registry(escape: bool) -> Handlebars<'static> {
+pub(super) fn registry(escape: bool) -> Handlebars<'static> {
     let mut r = Handlebars::new();
     r.set_strict_mode(true);
     if escape {
