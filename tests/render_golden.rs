@@ -303,3 +303,49 @@ fn the_same_input_renders_the_same_message_id_and_bytes_twice() {
 fn _renderer_is_shareable(r: &Renderer) -> &(dyn Sync + Send) {
     r
 }
+
+#[test]
+fn the_fast_path_renders_every_default_template_exactly_as_handlebars_does() {
+    for html in [false, true] {
+        let mut c = config();
+        c.templates.html = html;
+        let (renderer, _) = renderer(&c);
+        // Twice: the second round reads the rule variables from the verdict cache.
+        for round in 0..2 {
+            for (name, lang, case, req) in cases() {
+                assert_eq!(
+                    renderer.render_parts(&req),
+                    renderer.render_parts_handlebars(&req),
+                    "{name} {lang} {case} (html {html}, round {round})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn notifications_of_different_verdicts_rule_lists_and_languages_never_share_variables() {
+    let (renderer, _) = renderer(&config());
+    let mut reqs = Vec::new();
+    for hostile in [false, true] {
+        for lang in LANGS {
+            let req = request("rule/general", lang, hostile);
+            let Request::Rule(n) = &req else {
+                unreachable!()
+            };
+            // The same verdict (same Arc) for a notification about its first rule only.
+            let mut first_only = n.clone();
+            first_only.rules.truncate(1);
+            first_only.affected_recipients.truncate(1);
+            reqs.push(Request::Rule(first_only));
+            reqs.push(req);
+        }
+    }
+    // Interleaved, more than the cache holds, then in reverse: every render is its own.
+    for req in reqs.iter().chain(reqs.iter().rev()).chain(reqs.iter()) {
+        assert_eq!(
+            renderer.render_parts(req),
+            renderer.render_parts_handlebars(req)
+        );
+    }
+}

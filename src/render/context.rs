@@ -259,17 +259,42 @@ fn rules_and_objects(ctx: &Ctx<'_>, v: &ScanVerdict, refs: &[RuleRef], m: &mut M
     );
 }
 
-/// `rule/*`: one rule notification.
+/// `rule/*`: one rule notification, as one tree (what the load-time checks and Handlebars see).
+/// The renderer builds the same variables in three layers instead: [`rule_own`],
+/// [`rule_rules`] and [`rule_shared`], the last two shared by every notification of a verdict.
 pub fn rule(ctx: &Ctx<'_>, n: &RuleNotice) -> Value {
-    let v = &*n.verdict;
+    let mut m = rule_shared(ctx, &n.verdict);
+    m.extend(rule_rules(ctx, &n.verdict, &n.rules));
+    m.extend(rule_own(ctx, n));
+    Value::Object(m)
+}
+
+/// The variables of a rule notification that depend only on the verdict (and the language and
+/// zone): the same for every notification of the verdict. `notification_id` is not among them.
+pub fn rule_shared(ctx: &Ctx<'_>, v: &ScanVerdict) -> Map<String, Value> {
     let mut m = verdict_base(ctx, v);
+    m.remove("notification_id");
+    m
+}
+
+/// The variables that depend on the verdict and the notification's rules: the rule list, the
+/// objects and the whole-message object macros.
+pub fn rule_rules(ctx: &Ctx<'_>, v: &ScanVerdict, rules: &[RuleRef]) -> Map<String, Value> {
+    let mut m = Map::new();
+    rules_and_objects(ctx, v, rules, &mut m);
+    m
+}
+
+/// The variables of this one notification: its id, group, recipient and affected recipients.
+pub fn rule_own(ctx: &Ctx<'_>, n: &RuleNotice) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("notification_id".into(), ctx.notification_id.into());
     m.insert("group".into(), n.group.as_str().into());
     m.insert("recipient".into(), ctx.san.plain(&n.recipient).into());
     let (aff, aff_list) = addresses(ctx, &n.affected_recipients);
     m.insert("affected_recipients".into(), aff);
     m.insert("affected_recipients_list".into(), aff_list);
-    rules_and_objects(ctx, v, &n.rules, &mut m);
-    Value::Object(m)
+    m
 }
 
 /// `rule/cap-summary`: the notifications withheld by the per-message cap.

@@ -49,7 +49,13 @@ pub fn ids(
     for r in &sorted {
         field(r);
     }
-    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    // By hand: a `format!` per byte was a fifth of a cached rule render (issue 9 profile).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digest = String::with_capacity(64);
+    for b in h.finalize() {
+        digest.push(char::from(HEX[usize::from(b >> 4)]));
+        digest.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
     Ids {
         notification_id: digest[..16].to_string(),
         message_id: format!("<{}.mailgate-notify@{}>", &digest[..32], domain),

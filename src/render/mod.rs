@@ -8,6 +8,7 @@
 //! request structs of [`model`] from the deciders' outputs.
 
 pub mod builtin;
+pub mod compiled;
 pub mod context;
 pub mod fallback;
 pub mod i18n;
@@ -23,8 +24,10 @@ pub mod templates;
 pub use model::*;
 
 use crate::config::{Config, EnvelopeSender, NotifyGroup, Problem};
+use crate::event::ScanVerdict;
 use crate::telemetry;
 use chrono_tz::Tz;
+use compiled::Layer;
 use context::Ctx;
 use handlebars::Context;
 use i18n::Lang;
@@ -32,6 +35,7 @@ use prometheus::{IntCounterVec, Registry};
 use samples::Schema;
 use sanitize::{header_block, header_line, Sanitizer};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use templates::{SampleContexts, Templates};
 
 /// Why the renderer could not be built.
@@ -130,6 +134,17 @@ pub struct Parts {
     pub text: String,
     /// The HTML body, when the template has one and `templates.html` is on.
     pub html: Option<String>,
+}
+
+/// A notification rendered up to its MIME build (see [`Renderer::prepare_mime`]).
+#[derive(Debug, Clone)]
+pub struct MimeInput {
+    ids: mime::Ids,
+    to: Vec<lettre::Address>,
+    parts: Parts,
+    headers_attachment: Option<String>,
+    date: crate::event::time::Timestamp,
+    gateway_message_id: Option<String>,
 }
 
 /// Settings taken from the config once.
@@ -287,12 +302,40 @@ fn plan<'a>(s: &Settings, req: &'a Request) -> Plan<'a> {
     }
 }
 
+/// Which way the templates run (see `compiled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    /// Compiled programs and shared variables where possible, Handlebars otherwise.
+    Fast,
+    /// Handlebars alone on a tree built per request: the reference.
+    Handlebars,
+}
+
 /// The renderer: compiled templates and the settings of every message. Cheap to share
 /// (`&self` everywhere); build it once at start-up.
 pub struct Renderer {
     templates: Templates,
     settings: Settings,
     metrics: Metrics,
+    shared: Mutex<Vec<Arc<SharedRuleVars>>>,
+}
+
+/// How many verdicts' shared variables are kept: the notifications of one verdict are rendered
+/// one after the other, a few verdicts may interleave.
+const SHARED_CACHE: usize = 8;
+
+/// The variables of a rule notification that every notification of the same verdict, language,
+/// zone and rule list shares, built once (the profile of issue 9: building them was a third of a
+/// render). The key holds the verdict's `Arc`, so its address cannot be reused while cached, and
+/// the verdict is immutable behind it: same address, same verdict.
+struct SharedRuleVars {
+    verdict: Arc<ScanVerdict>,
+    language: String,
+    tz: Tz,
+    rules: Vec<RuleRef>,
+    /// `context::rule_shared` and `context::rule_rules` in one hashed map (one lookup instead
+    /// of two, and no ordered search).
+    vars: HashMap<String, serde_json::Value>,
 }
 
 fn contexts(
@@ -302,8 +345,19 @@ fn contexts(
     language: &str,
     tz: Tz,
 ) -> serde_json::Value {
+    let ctx = make_ctx(s, notification_id, language, tz);
+    match req {
+        Request::Rule(n) => context::rule(&ctx, n),
+        Request::RuleCapSummary(c) => context::rule_cap(&ctx, c, s.rule_cap),
+        Request::Bounce(b) => context::bounce(&ctx, b),
+        Request::BounceBurst(b) => context::burst(&ctx, b),
+        Request::Application(a) => context::application(&ctx, a),
+    }
+}
+
+fn make_ctx<'a>(s: &'a Settings, notification_id: &'a str, language: &'a str, tz: Tz) -> Ctx<'a> {
     let lang = Lang::from_code(language);
-    let ctx = Ctx {
+    Ctx {
         product_name: &s.product_name,
         notification_id,
         language,
@@ -314,13 +368,6 @@ fn contexts(
         },
         tz,
         max_header_bytes: s.max_header_bytes,
-    };
-    match req {
-        Request::Rule(n) => context::rule(&ctx, n),
-        Request::RuleCapSummary(c) => context::rule_cap(&ctx, c, s.rule_cap),
-        Request::Bounce(b) => context::bounce(&ctx, b),
-        Request::BounceBurst(b) => context::burst(&ctx, b),
-        Request::Application(a) => context::application(&ctx, a),
     }
 }
 
@@ -442,6 +489,7 @@ impl Renderer {
             templates,
             settings,
             metrics: Metrics::new(registry),
+            shared: Mutex::new(Vec::with_capacity(SHARED_CACHE)),
         })
     }
 
@@ -535,6 +583,83 @@ impl Renderer {
         }
     }
 
+    /// Renders `req` up to the MIME build: the parts and everything the message around them
+    /// needs. With [`Renderer::build_mime`] this is [`Renderer::render`] without the fallback;
+    /// the benches use it to time the MIME build alone.
+    pub fn prepare_mime(&self, req: &Request) -> Result<MimeInput, String> {
+        let s = &self.settings;
+        let p = plan(s, req);
+        let to = Addressees::of(&p.recipients);
+        let ids = self.ids(&p, &to.accepted);
+        let parts = self.render_template(req, &p, &ids)?;
+        Ok(MimeInput {
+            headers_attachment: p
+                .original_headers
+                .map(|h| header_block(h, s.max_header_bytes)),
+            date: p.date,
+            gateway_message_id: p.gateway_message_id.map(str::to_string),
+            to: to.valid,
+            ids,
+            parts,
+        })
+    }
+
+    /// The message bytes of a prepared notification.
+    pub fn build_mime(&self, m: &MimeInput) -> Result<Vec<u8>, String> {
+        mime::build(
+            &self.settings.origin,
+            mime::Mail {
+                ids: &m.ids,
+                to: &m.to,
+                subject: &m.parts.subject,
+                text: m.parts.text.clone(),
+                html: m.parts.html.clone(),
+                headers_attachment: m.headers_attachment.clone(),
+                date: m.date,
+                unique_header: self.settings.unique_header,
+                gateway_message_id: m.gateway_message_id.as_deref(),
+            },
+        )
+    }
+
+    /// The shared variables of `n`'s verdict, from the cache or built (and cached) now.
+    fn shared_rule_vars(&self, n: &RuleNotice, language: &str, tz: Tz) -> Arc<SharedRuleVars> {
+        let hit = |c: &Arc<SharedRuleVars>| {
+            Arc::ptr_eq(&c.verdict, &n.verdict)
+                && c.language == language
+                && c.tz == tz
+                && c.rules == n.rules
+        };
+        // A poisoned lock only means another render panicked mid-insert; the cache is still a
+        // valid Vec of complete entries.
+        if let Some(c) = self
+            .shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|c| hit(c))
+        {
+            return c.clone();
+        }
+        let ctx = make_ctx(&self.settings, "", language, tz);
+        let built = Arc::new(SharedRuleVars {
+            verdict: n.verdict.clone(),
+            language: language.to_string(),
+            tz,
+            rules: n.rules.clone(),
+            vars: context::rule_shared(&ctx, &n.verdict)
+                .into_iter()
+                .chain(context::rule_rules(&ctx, &n.verdict, &n.rules))
+                .collect(),
+        });
+        let mut cache = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= SHARED_CACHE {
+            cache.remove(0);
+        }
+        cache.push(built.clone());
+        built
+    }
+
     fn ids(&self, p: &Plan<'_>, accepted: &[String]) -> mime::Ids {
         mime::ids(
             p.event_id,
@@ -562,12 +687,31 @@ impl Renderer {
         self.render_template(req, &p, &ids)
     }
 
+    /// [`Renderer::render_parts`] the way it was before issue 9: the whole variable tree built
+    /// for this request alone and every part rendered by Handlebars. The tests hold the fast
+    /// path to it byte for byte; the benches measure against it.
+    pub fn render_parts_handlebars(&self, req: &Request) -> Result<Parts, String> {
+        let p = plan(&self.settings, req);
+        let ids = self.ids(&p, &Addressees::of(&p.recipients).accepted);
+        self.render_with(req, &p, &ids, Engine::Handlebars)
+    }
+
     /// Subject, text and optional HTML from the templates, or the error that stops them.
     fn render_template(
         &self,
         req: &Request,
         p: &Plan<'_>,
         ids: &mime::Ids,
+    ) -> Result<Parts, String> {
+        self.render_with(req, p, ids, Engine::Fast)
+    }
+
+    fn render_with(
+        &self,
+        req: &Request,
+        p: &Plan<'_>,
+        ids: &mime::Ids,
+        engine: Engine,
     ) -> Result<Parts, String> {
         let (entry, language) = match self.templates.get(p.template, p.language) {
             Some(e) => (e, p.language),
@@ -581,8 +725,36 @@ impl Renderer {
                 }
             },
         };
-        let value = contexts(&self.settings, req, &ids.notification_id, language, p.tz);
-        let ctx = Context::from(value);
+        let id = ids.notification_id.as_str();
+        // Rule notifications: the verdict's variables are shared across its notifications and
+        // only this notification's own are built here; the other kinds build theirs whole.
+        let (own, shared, whole);
+        let layers: Vec<Layer<'_>> = match req {
+            Request::Rule(n) if engine == Engine::Fast => {
+                let ctx = make_ctx(&self.settings, id, language, p.tz);
+                own = context::rule_own(&ctx, n);
+                shared = self.shared_rule_vars(n, language, p.tz);
+                vec![Layer::Json(&own), Layer::Hashed(&shared.vars)]
+            }
+            _ => {
+                whole = contexts(&self.settings, req, id, language, p.tz);
+                match &whole {
+                    serde_json::Value::Object(m) => vec![Layer::Json(m)],
+                    _ => return Err("template variables are not an object".into()),
+                }
+            }
+        };
+        // Handlebars needs one tree: built only when a part is left to it (see `compiled`).
+        let tree = std::cell::OnceCell::new();
+        let value = || {
+            tree.get_or_init(|| {
+                let mut m = serde_json::Map::new();
+                for l in layers.iter().rev() {
+                    m.extend(l.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Context::from(serde_json::Value::Object(m))
+            })
+        };
         let fail = |e: handlebars::RenderError| {
             format!(
                 "{}.hbs line {}: {}",
@@ -591,23 +763,29 @@ impl Renderer {
                 e.reason()
             )
         };
-        let subject = self
-            .templates
-            .text
-            .render_with_context(&entry.subject, &ctx)
-            .map_err(fail)?;
-        let text = self
-            .templates
-            .text
-            .render_with_context(&entry.text, &ctx)
-            .map_err(fail)?;
+        let part = |key: &str, html: bool| -> Result<String, String> {
+            if let Some(program) = self
+                .templates
+                .programs
+                .get(key)
+                .filter(|_| engine == Engine::Fast)
+            {
+                let mut out = String::with_capacity(4096);
+                if program.render(&layers, html, &mut out).is_ok() {
+                    return Ok(out);
+                }
+            }
+            let reg = if html {
+                &self.templates.html
+            } else {
+                &self.templates.text
+            };
+            reg.render_with_context(key, value()).map_err(fail)
+        };
+        let subject = part(&entry.subject, false)?;
+        let text = part(&entry.text, false)?;
         let html = match (&entry.html, self.settings.html) {
-            (Some(key), true) => Some(
-                self.templates
-                    .html
-                    .render_with_context(key, &ctx)
-                    .map_err(fail)?,
-            ),
+            (Some(key), true) => Some(part(key, true)?),
             _ => None,
         };
         Ok(Parts {
@@ -699,6 +877,9 @@ mod tests {
                 let e = t.get(name, lang).unwrap();
                 assert!(e.html.is_some(), "{name} {lang} has an HTML part");
                 assert_eq!(e.origin, "built-in");
+                for key in [&e.subject, &e.text, e.html.as_ref().unwrap()] {
+                    assert!(t.programs.contains_key(key), "{key} runs on the fast path");
+                }
             }
         }
     }

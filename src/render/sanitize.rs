@@ -239,6 +239,16 @@ pub fn header_block(s: &str, max_bytes: usize) -> String {
 /// A value made safe for one header line: no control character, no line break, runs of
 /// whitespace collapsed, trimmed.
 pub fn header_line(s: &str) -> String {
+    // A template's trailing line break (or spaces) would only be trimmed.
+    let t = s.trim_end_matches(['\n', '\r', ' ', '\t']);
+    if is_clean_line(t) {
+        return t.to_string();
+    }
+    header_line_slow(s)
+}
+
+/// `header_line` without the shortcut.
+fn header_line_slow(s: &str) -> String {
     let s = strip_controls(s);
     let mut out = String::with_capacity(s.len());
     let mut last_space = true;
@@ -256,6 +266,27 @@ pub fn header_line(s: &str) -> String {
     let len = out.trim_end().len();
     out.truncate(len);
     out
+}
+
+/// Whether `header_line` would return `s` unchanged: no character to strip, no whitespace but
+/// single spaces between words. Decided in one pass, as most subjects are like that.
+fn is_clean_line(s: &str) -> bool {
+    let mut last_space = true;
+    for c in s.chars() {
+        if c == ' ' {
+            if last_space {
+                return false;
+            }
+            last_space = true;
+        } else if (' '..='~').contains(&c)
+            || (c > '\u{7F}' && !c.is_whitespace() && matches!(classify(c), Class::Keep))
+        {
+            last_space = false;
+        } else {
+            return false;
+        }
+    }
+    !last_space || s.is_empty()
 }
 
 /// Printable ASCII only (ids in our own headers): anything else becomes `_`, cut at 200.
@@ -345,6 +376,33 @@ mod tests {
             let d = defang(&s).into_owned();
             proptest::prop_assert_eq!(defang(&d).into_owned(), d);
             proptest::prop_assert!(!header_line(&s).contains(['\r', '\n']));
+        }
+    }
+
+    #[test]
+    fn header_line_takes_its_shortcut_only_when_the_full_pass_would_change_nothing() {
+        for s in [
+            "",
+            " ",
+            "a",
+            "Invoice #4471 – please pay",
+            "a  b",
+            " a",
+            "a ",
+            "a\u{A0}b",
+            "a\u{202E}b",
+            "a\tb",
+            "a\u{7F}b",
+            "🎉 مرحبا שלום",
+            "x\u{2028}y",
+            "=?utf-8?B?SGVsbG8=?= hi",
+            "a b\n",
+            "a b \r\n",
+            "a  b\n",
+            "\n",
+            " \n",
+        ] {
+            assert_eq!(header_line(s), header_line_slow(s), "{s:?}");
         }
     }
 

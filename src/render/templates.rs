@@ -9,6 +9,7 @@
 //! needs at least the subject and the text part.
 
 use super::builtin::BUILTIN;
+use super::compiled::{self, Program};
 use super::lint::lint;
 use super::macros::translate;
 use super::samples::Schema;
@@ -67,6 +68,9 @@ pub struct Templates {
     pub text: Handlebars<'static>,
     /// HTML bodies: HTML escaping.
     pub html: Handlebars<'static>,
+    /// The same templates compiled for the fast path, by registry key (only those that
+    /// `compiled::compile` accepts; the others render with Handlebars alone).
+    pub programs: HashMap<String, Program>,
     index: HashMap<String, HashMap<String, Entry>>,
     /// (name, language) pairs that exist but failed to load (already reported).
     broken: HashSet<(String, String)>,
@@ -120,7 +124,7 @@ handlebars_helper!(short: |v: Json, n: u64| {
     }
 });
 
-fn registry(escape: bool) -> Handlebars<'static> {
+pub(super) fn registry(escape: bool) -> Handlebars<'static> {
     let mut r = Handlebars::new();
     r.set_strict_mode(true);
     if escape {
@@ -326,8 +330,11 @@ fn compile_part(
     key: &str,
     schema: Schema,
     samples: &[(&'static str, JsonValue)],
-    reg: &mut Handlebars<'static>,
-    html: bool,
+    (reg, programs, html): (
+        &mut Handlebars<'static>,
+        &mut HashMap<String, Program>,
+        bool,
+    ),
     problems: &mut Vec<Problem>,
 ) -> bool {
     let Some((_, full)) = samples.first() else {
@@ -369,6 +376,7 @@ fn compile_part(
         }
         return false;
     }
+    let program = compiled::compile(&template);
     reg.register_template(key, template);
     for (label, sample) in samples {
         if let Err(e) = reg.render_with_context(key, &Context::from(sample.clone())) {
@@ -380,6 +388,9 @@ fn compile_part(
             reg.unregister_template(key);
             return false;
         }
+    }
+    if let Some(p) = program {
+        programs.insert(key.to_string(), p);
     }
     true
 }
@@ -397,6 +408,7 @@ pub fn load(dir: Option<&Path>, samples: &SampleContexts) -> (Templates, Vec<Pro
     let mut t = Templates {
         text: registry(false),
         html: registry(true),
+        programs: HashMap::new(),
         index: HashMap::new(),
         broken: HashSet::new(),
     };
@@ -414,7 +426,14 @@ pub fn load(dir: Option<&Path>, samples: &SampleContexts) -> (Templates, Vec<Pro
                 Part::Html => (&mut t.html, true),
                 _ => (&mut t.text, false),
             };
-            ok &= compile_part(src, &key(*part), schema, samples, reg, html, &mut problems);
+            ok &= compile_part(
+                src,
+                &key(*part),
+                schema,
+                samples,
+                (reg, &mut t.programs, html),
+                &mut problems,
+            );
         }
         if ok {
             t.index.entry(name.clone()).or_default().insert(
