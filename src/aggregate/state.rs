@@ -1727,6 +1727,33 @@ mod tests {
     }
 
     #[test]
+    fn a_state_in_the_first_release_format_reads_back_and_writes_the_same_bytes() {
+        // Written by the build before the compact in-memory form: a notified resolution with
+        // its details, an active error on an IPv6 node, one on a node named by host name, and
+        // a bare tombstone.
+        let old = concat!(
+            r#"{"cluster_id":"c1","slots":["#,
+            r#"{"key":["n1","AV_BASES_OUTDATED"],"notified":true,"state":{"resolved":{"at":1749549660000,"#,
+            r#""was":{"group":"PROTECTION","node":{"ip":"10.0.0.1","port":9045,"comment":"dmz"},"#,
+            r#""first_seen":1749549600000,"last_occurrence":1749549600000,"#,
+            r#""last_successful_sync":1749549600000,"message":"m","attributes":{"outdated_days":"3"}}}}},"#,
+            r#"{"key":["n2","DISK_SPACE_LOW"],"state":{"active":{"group":"SYSTEM","#,
+            r#""node":{"ip":"fe80::1","port":1},"first_seen":1749549660000,"last_occurrence":1749549660000}}},"#,
+            r#"{"key":["n3","DISK_SPACE_LOW"],"state":{"active":{"group":"SYSTEM","#,
+            r#""node":{"ip":"gw-3.example","port":1},"first_seen":1749549660000,"last_occurrence":1749549660000}}},"#,
+            r#"{"key":["n4","DISK_SPACE_LOW"],"state":{"resolved":{"at":1749549660000}}}],"#,
+            r#""last_sent_at":1749549600000,"last_digest_date":"2025-06-10","event_zone":"Asia/Kathmandu","#,
+            r#""event_zone_as_of":1749549600000,"pending_since":1749549660000}"#
+        );
+        let s = ClusterState::from_json(old.as_bytes()).unwrap();
+        assert_eq!(s.active_len(), 2);
+        assert_eq!(s.last_notified().collect::<Vec<_>>(), vec![key("n1", AV)]);
+        let ips: Vec<String> = s.active().map(|(_, e)| e.node.ip).collect();
+        assert_eq!(ips, ["fe80::1", "gw-3.example"]);
+        assert_eq!(String::from_utf8(s.to_json().unwrap()).unwrap(), old);
+    }
+
+    #[test]
     fn decide_while_a_draft_is_out_awaits_delivery_and_a_stale_mark_is_refused() {
         let c = cfg("");
         let mut s = ClusterState::new("c1");
