@@ -237,6 +237,9 @@ fn timed_due(agg: &mut Aggregator, now: DateTime<Utc>) -> (Duration, usize) {
 /// returns the time scaled to `iters` decisions. Whole passes, because a pass moves time and
 /// the scheduler's occasional rebuild belongs to the average.
 fn scaled(iters: u64, mut pass: impl FnMut() -> (Duration, usize)) -> Duration {
+    if iters == 0 {
+        return Duration::ZERO;
+    }
     let (mut spent, mut done) = (Duration::ZERO, 0u64);
     while done < iters {
         let (t, n) = pass();
