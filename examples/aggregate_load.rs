@@ -5,53 +5,15 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use mailgate_notify::aggregate::{Aggregator, ClusterState};
 use mailgate_notify::config::ApplicationConfig;
-use mailgate_notify::event::{ApplicationEvent, ErrorGroup, ErrorKind, ErrorState, Node};
-use std::collections::BTreeMap;
+use mailgate_notify::event::{ApplicationEvent, ErrorState};
 use std::time::Instant;
 
-const KINDS: [(ErrorKind, ErrorGroup); 5] = [
-    (ErrorKind::AvBasesOutdated, ErrorGroup::Protection),
-    (ErrorKind::DataSyncFailed, ErrorGroup::Synchronization),
-    (ErrorKind::LdapConnectionFailed, ErrorGroup::LdapIntegration),
-    (ErrorKind::LicenseExpiresSoon, ErrorGroup::Licensing),
-    (ErrorKind::DiskSpaceLow, ErrorGroup::System),
-];
+#[path = "support/load_events.rs"]
+mod load_events;
+use load_events::event;
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// A realistic event: node id, address, comment, message and one attribute.
-fn event(cluster: usize, i: usize, state: ErrorState, at: DateTime<Utc>) -> ApplicationEvent {
-    let (kind, group) = KINDS[i];
-    let mut attributes = BTreeMap::new();
-    attributes.insert("outdated_days".to_string(), "3".to_string());
-    ApplicationEvent {
-        event_id: format!("ev-{cluster}-{i}-{}", at.timestamp_millis()),
-        cluster_id: format!("ksmg-cluster-{cluster:06}"),
-        node: Node {
-            node_id: format!("node-{i}"),
-            ip: format!("10.{}.{}.{}", cluster % 250, cluster / 250 % 250, i + 10),
-            port: 9045,
-            comment: Some(format!("rack {i}, dmz")),
-            is_control: i == 0,
-        },
-        control_timezone: Some("Europe/Moscow".into()),
-        group,
-        kind,
-        state,
-        occurred_at: at,
-        last_successful_sync_at: Some(at - TimeDelta::hours(2)),
-        message: Some("Anti-virus databases are outdated on this node".into()),
-        attributes,
-    }
+    load_events::status_kib("VmRSS:")
 }
 
 /// Seconds to record `events` at `now`.

@@ -3,15 +3,17 @@
 //! sleeps until [`Aggregator::next_deadline`] (or the next event), calls [`Aggregator::due`],
 //! sends the drafts and calls [`Aggregator::mark_sent`] once each is delivered.
 
+use super::intern::{Interner, Sym};
 use super::metrics::AggregateMetrics;
 use super::scheduler::Scheduler;
 use super::state::{
-    ClusterState, Decision, Draft, MarkOutcome, RecordClass, RecordOutcome, ZoneNote,
+    ClusterState, Decision, Draft, MarkOutcome, RecordEffect, RecordOutcome, ZoneNote,
 };
 use crate::config::ApplicationConfig;
 use crate::event::time::Timestamp;
 use crate::event::ApplicationEvent;
 use chrono::TimeDelta;
+use rustc_hash::FxBuildHasher;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,9 +21,13 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Aggregator {
     cfg: ApplicationConfig,
-    /// Keyed by a shared id: the scheduler's entries point at the same allocation.
-    clusters: HashMap<Arc<str>, ClusterState>,
-    scheduler: Scheduler<Arc<str>>,
+    /// Keyed by the state's own id: the key and the scheduler's entries share its allocation.
+    /// Fx hashing: cluster ids come from the gateway (not an attacker), and SipHash was a
+    /// tenth of the cost of a record.
+    clusters: HashMap<Sym, ClusterState, FxBuildHasher>,
+    scheduler: Scheduler<Sym>,
+    /// Node ids, comments, messages and attributes shared by all clusters.
+    interner: Interner,
     active_errors: usize,
     metrics: Option<AggregateMetrics>,
 }
@@ -31,8 +37,9 @@ impl Aggregator {
     pub fn new(cfg: ApplicationConfig) -> Self {
         Aggregator {
             cfg,
-            clusters: HashMap::new(),
+            clusters: HashMap::default(),
             scheduler: Scheduler::new(),
+            interner: Interner::new(),
             active_errors: 0,
             metrics: None,
         }
@@ -54,21 +61,29 @@ impl Aggregator {
     /// cluster. The caller persists [`Aggregator::export`] of the cluster afterwards when the
     /// outcome is not a no-op.
     pub fn record(&mut self, ev: &ApplicationEvent, now: Timestamp) -> RecordOutcome {
-        if !self.clusters.contains_key(ev.cluster_id.as_str()) {
-            let state = ClusterState::new(ev.cluster_id.clone());
-            self.clusters
-                .insert(Arc::from(ev.cluster_id.as_str()), state);
-        }
-        let Some(state) = self.clusters.get_mut(ev.cluster_id.as_str()) else {
-            unreachable!("inserted above")
+        let state = match self.clusters.get_mut(ev.cluster_id.as_str()) {
+            Some(state) => state,
+            None => {
+                let id = Sym::from(ev.cluster_id.as_str());
+                self.clusters
+                    .entry(Arc::clone(&id))
+                    .or_insert_with(|| ClusterState::with_id(id))
+            }
         };
-        let before = state.active_len();
-        let outcome = state.record(ev, now);
-        self.active_errors = self.active_errors + state.active_len() - before;
-        if outcome.effect.class() == RecordClass::Applied
-            || matches!(outcome.zone, ZoneNote::Changed(_))
+        let outcome = state.record_in(ev, now, &mut self.interner);
+        match outcome.effect {
+            RecordEffect::Raised => self.active_errors += 1,
+            RecordEffect::Resolved => self.active_errors -= 1,
+            _ => {}
+        }
+        // A re-occurrence changes no deadline: neither the active set nor the diff moved.
+        if matches!(
+            outcome.effect,
+            RecordEffect::Raised | RecordEffect::Resolved
+        ) || matches!(outcome.zone, ZoneNote::Changed(_))
         {
-            self.reschedule(&ev.cluster_id, now);
+            let id = Arc::clone(state.cluster_sym());
+            self.reschedule_key(id, now, false);
         }
         if let Some(m) = &self.metrics {
             m.observe_record(&outcome);
@@ -99,7 +114,7 @@ impl Aggregator {
             if let Some(m) = &self.metrics {
                 m.observe_decision(&decision);
             }
-            self.reschedule_with(&key, now, true);
+            self.reschedule_key(Arc::clone(&key), now, true);
             out.push((key.to_string(), decision));
         }
         out
@@ -139,8 +154,29 @@ impl Aggregator {
     /// decided at the next [`Aggregator::due`] call from `now` on: a digest missed while no
     /// instance owned it is caught up (or reported missed), a pending change waits for the
     /// throttle.
-    pub fn import(&mut self, state: ClusterState, now: Timestamp) {
-        let cluster: Arc<str> = Arc::from(state.cluster_id());
+    pub fn import(&mut self, mut state: ClusterState, now: Timestamp) {
+        state.share_texts(&mut self.interner);
+        self.insert_state(state, now);
+    }
+
+    /// Decodes a state read back from the changelog ([`ClusterState::to_json`]) and installs it
+    /// as [`Aggregator::import`] does, sharing its texts as it decodes.
+    pub fn import_json(
+        &mut self,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<(), super::AggregateError> {
+        let state = ClusterState::from_json_in(bytes, &mut self.interner)?;
+        self.insert_state(state, now);
+        Ok(())
+    }
+
+    fn insert_state(&mut self, state: ClusterState, now: Timestamp) {
+        let cluster = match self.clusters.get_key_value(state.cluster_id()) {
+            // Keep the key already shared with the scheduler.
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::clone(state.cluster_sym()),
+        };
         self.active_errors += state.active_len();
         if let Some(old) = self.clusters.insert(cluster.clone(), state) {
             self.active_errors -= old.active_len();
@@ -186,10 +222,18 @@ impl Aggregator {
     /// (it was handed out, is throttled or is settled). A deadline not in the future would be a
     /// logic error that spins the shell, so it is pushed a second out.
     fn reschedule_with(&mut self, cluster: &str, now: Timestamp, after_decision: bool) {
-        let Some((key, state)) = self.clusters.get_key_value(cluster) else {
+        let Some((key, _)) = self.clusters.get_key_value(cluster) else {
             return;
         };
         let key = Arc::clone(key);
+        self.reschedule_key(key, now, after_decision);
+    }
+
+    fn reschedule_key(&mut self, key: Sym, now: Timestamp, after_decision: bool) {
+        let Some(state) = self.clusters.get(&key) else {
+            return;
+        };
+        let cluster = &*key;
         match state.next_deadline(now, &self.cfg) {
             Some(at) if after_decision && at <= now => {
                 debug_assert!(
@@ -199,7 +243,7 @@ impl Aggregator {
                 self.scheduler.schedule(key, now + TimeDelta::seconds(1));
             }
             Some(at) => self.scheduler.schedule(key, at),
-            None => self.scheduler.remove(cluster),
+            None => self.scheduler.remove(&*key),
         }
     }
 

@@ -12,6 +12,9 @@ pub struct AggregateMetrics {
     pub decisions: IntCounterVec,
     /// `mailgate_notify_application_events_total{outcome}`.
     pub events: IntCounterVec,
+    /// The children of `events`, in the order of [`RecordEffect::ALL`]: looked up once, not
+    /// per event (a label lookup hashes and takes a lock).
+    by_effect: Vec<IntCounter>,
     /// `mailgate_notify_application_invalid_zones_total`: events naming an unknown zone.
     pub invalid_zones: IntCounter,
     /// `mailgate_notify_application_errors_active`: active errors over the clusters owned here.
@@ -37,6 +40,17 @@ impl AggregateMetrics {
         registry
             .register(Box::new(invalid_zones.clone()))
             .unwrap_or_else(|e| panic!("metric application_invalid_zones_total: {e}"));
+        let events = telemetry::counter_vec(
+            registry,
+            "application_events_total",
+            "Application events recorded, by their effect on the error set.",
+            &["outcome"],
+            &effects,
+        );
+        let by_effect = RecordEffect::ALL
+            .iter()
+            .map(|e| events.with_label_values(&[e.as_str()]))
+            .collect();
         AggregateMetrics {
             decisions: telemetry::counter_vec(
                 registry,
@@ -45,13 +59,8 @@ impl AggregateMetrics {
                 &["reason"],
                 &reasons,
             ),
-            events: telemetry::counter_vec(
-                registry,
-                "application_events_total",
-                "Application events recorded, by their effect on the error set.",
-                &["outcome"],
-                &effects,
-            ),
+            events,
+            by_effect,
             invalid_zones,
             active_errors: telemetry::gauge(
                 registry,
@@ -68,7 +77,10 @@ impl AggregateMetrics {
 
     /// Counts one recorded event.
     pub fn observe_record(&self, outcome: &RecordOutcome) {
-        self.events.with_label_values(&[outcome.as_str()]).inc();
+        match RecordEffect::ALL.iter().position(|e| *e == outcome.effect) {
+            Some(i) => self.by_effect[i].inc(),
+            None => self.events.with_label_values(&[outcome.as_str()]).inc(),
+        }
         if matches!(outcome.zone, ZoneNote::Invalid(_)) {
             self.invalid_zones.inc();
         }

@@ -7,11 +7,13 @@
 //!   semantic choices the design left open are documented there.
 //! - [`zone`]: local midnight with the DST rules (skipped midnight → first instant after,
 //!   repeated midnight → once).
+//! - `intern`: node ids, comments, messages and attribute sets shared by all clusters.
 //! - [`scheduler`]: one binary heap with lazy invalidation for all clusters.
 //! - [`aggregator`]: [`Aggregator`] — the states of all owned clusters plus the scheduler.
 //! - [`metrics`]: [`AggregateMetrics`] — decisions by reason, events by outcome, gauges.
 
 pub mod aggregator;
+mod intern;
 pub mod metrics;
 pub mod scheduler;
 pub mod state;

@@ -4,6 +4,7 @@
 //! outnumber the live ones, so memory stays proportional to the number of clusters.
 
 use crate::event::time::Timestamp;
+use rustc_hash::FxBuildHasher;
 use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -13,7 +14,8 @@ use std::hash::Hash;
 #[derive(Debug, Clone)]
 pub struct Scheduler<K> {
     heap: BinaryHeap<Reverse<(Timestamp, u64, K)>>,
-    live: HashMap<K, (Timestamp, u64)>,
+    /// Fx hashing: keys are cluster ids from the gateway, hashed twice per reschedule.
+    live: HashMap<K, (Timestamp, u64), FxBuildHasher>,
     seq: u64,
 }
 
@@ -21,7 +23,7 @@ impl<K> Default for Scheduler<K> {
     fn default() -> Self {
         Scheduler {
             heap: BinaryHeap::new(),
-            live: HashMap::new(),
+            live: HashMap::default(),
             seq: 0,
         }
     }

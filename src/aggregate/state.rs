@@ -35,6 +35,7 @@
 //! - **In flight.** A draft handed out blocks further decisions for its cluster until
 //!   `mark_sent` (or `release`); the flag is not persisted.
 
+use super::intern::{attrs_eq, Attrs, Interner, Sym};
 use super::zone::{digest_after, latest_digest};
 use super::AggregateError;
 use crate::config::ApplicationConfig;
@@ -42,10 +43,11 @@ use crate::event::time::{self, Timestamp};
 use crate::event::{ApplicationEvent, ErrorGroup, ErrorKind, ErrorState};
 use chrono::{NaiveDate, TimeDelta};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 /// A digest sent later than this after its instant counts as caught up (reason
@@ -88,7 +90,8 @@ pub struct NodeInfo {
     pub comment: Option<String>,
 }
 
-/// An error as last known: what a notification lists.
+/// An error as last known: what a notification lists (a copy made by [`ClusterState::active`];
+/// the state itself holds errors in a compact form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveError {
     /// Error group (the notification groups errors by it).
@@ -111,100 +114,308 @@ pub struct ActiveError {
     /// Human detail from the gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Extra values (`bases_issue_date`, `free_bytes`…), sorted by name. A vector, not a map:
-    /// a one-entry `BTreeMap` costs a 500-byte node, times every error of 100,000 clusters.
+    /// Extra values (`bases_issue_date`, `free_bytes`…), sorted by name.
     #[serde(default, with = "attr_map", skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<(String, String)>,
 }
 
-/// A resolved key: its last change time (for staleness) and, while a notification may still
-/// have to show the resolution, the error as it was when resolved (for the "resolved" line).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Tombstone {
-    #[serde(rename = "at", with = "time::required")]
-    resolved_at: Timestamp,
-    #[serde(rename = "was", default, skip_serializing_if = "Option::is_none")]
-    last: Option<Box<ActiveError>>,
+/// A node's address as given: parsed when the text is the canonical form of an IP address (17
+/// bytes in place instead of an allocation per error), else the text itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Addr {
+    Ip(IpAddr),
+    Text(Sym),
 }
 
-/// Everything known about one key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum SlotState {
-    Active(ActiveError),
-    Resolved(Tombstone),
+impl Addr {
+    /// Placeholder of a resolved key without details (never shown, never stored).
+    const NONE: Addr = Addr::Ip(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+
+    /// `s` as an address; text equal to one already held by `siblings` is shared.
+    fn new<'a>(s: &str, mut siblings: impl Iterator<Item = &'a Addr>) -> Addr {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            let canonical = match ip {
+                // The parser takes dotted decimal without leading zeros only: the canonical form.
+                IpAddr::V4(_) => true,
+                IpAddr::V6(v6) => FmtBuf::of(&v6).as_str() == s,
+            };
+            if canonical {
+                return Addr::Ip(ip);
+            }
+        }
+        match siblings.find(|a| matches!(a, Addr::Text(t) if **t == *s)) {
+            Some(shared) => shared.clone(),
+            None => Addr::Text(Sym::from(s)),
+        }
+    }
+
+    /// Whether this is exactly the text `s`.
+    fn is(&self, s: &str) -> bool {
+        match self {
+            Addr::Ip(IpAddr::V4(v4)) => s.parse::<std::net::Ipv4Addr>().ok() == Some(*v4),
+            Addr::Ip(IpAddr::V6(v6)) => FmtBuf::of(v6).as_str() == s,
+            Addr::Text(t) => **t == *s,
+        }
+    }
 }
 
-/// One key of a cluster, active or resolved. `notified`: the last notification showed it as
-/// active — so `last_notified` of DESIGN §3.1 is the set of notified slots, without a second
-/// copy of the keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl Addr {
+    /// The address as text, in one allocation of the exact size.
+    fn text(&self) -> String {
+        match self {
+            Addr::Ip(ip) => FmtBuf::of(ip).as_str().to_string(),
+            Addr::Text(t) => t.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Ip(ip) => ip.fmt(f),
+            Addr::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// An address formatted on the stack (at most 45 bytes), to compare or copy without a growing
+/// buffer.
+struct FmtBuf {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl FmtBuf {
+    fn of(v: &impl std::fmt::Display) -> FmtBuf {
+        let mut b = FmtBuf {
+            buf: [0; 48],
+            len: 0,
+        };
+        // An overflow (impossible for an address) leaves a truncated text that compares unequal.
+        let _ = write!(b, "{v}");
+        b
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for FmtBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// One key of a cluster, active or resolved, in one flat record (no per-error allocation:
+/// texts are shared [`Sym`]s, addresses parsed in place).
+///
+/// - `notified`: the last notification showed it as active, so `last_notified` of DESIGN §3.1
+///   is the set of notified slots, without a second copy of the keys.
+/// - Details (`group` … `attrs`) describe the error as last raised. They are meaningful while
+///   it is active, and after its resolution while `kept` (a notification may still have to show
+///   the resolution); otherwise they are cleared.
+#[derive(Debug, Clone)]
 struct Slot {
-    key: ErrorKey,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    node_id: Sym,
+    kind: ErrorKind,
+    group: ErrorGroup,
     notified: bool,
-    state: SlotState,
+    active: bool,
+    kept: bool,
+    port: u16,
+    /// `occurred_at` of the RAISED that made the error active.
+    first_seen: Timestamp,
+    /// `occurred_at` of the newest RAISED; also the key's last change while active.
+    last_occurrence: Timestamp,
+    /// The key's last change while resolved.
+    resolved_at: Timestamp,
+    last_sync: Option<Timestamp>,
+    addr: Addr,
+    comment: Option<Sym>,
+    message: Option<Sym>,
+    attrs: Attrs,
 }
+
+impl PartialEq for Slot {
+    fn eq(&self, o: &Self) -> bool {
+        let same_details = || {
+            (
+                self.group,
+                self.port,
+                self.first_seen,
+                self.last_occurrence,
+                self.last_sync,
+                &self.addr,
+                &self.comment,
+                &self.message,
+                &self.attrs,
+            ) == (
+                o.group,
+                o.port,
+                o.first_seen,
+                o.last_occurrence,
+                o.last_sync,
+                &o.addr,
+                &o.comment,
+                &o.message,
+                &o.attrs,
+            )
+        };
+        self.node_id == o.node_id
+            && self.kind == o.kind
+            && self.notified == o.notified
+            && self.active == o.active
+            && (self.active || (self.resolved_at == o.resolved_at && self.kept == o.kept))
+            && (!(self.active || self.kept) || same_details())
+    }
+}
+
+impl Eq for Slot {}
 
 impl Slot {
-    fn active(&self) -> Option<&ActiveError> {
-        match &self.state {
-            SlotState::Active(e) => Some(e),
-            SlotState::Resolved(_) => None,
+    /// A resolved key without details (a RESOLVED of an absent error).
+    fn tombstone(node_id: Sym, kind: ErrorKind, at: Timestamp) -> Slot {
+        Slot {
+            node_id,
+            kind,
+            group: ErrorGroup::Unknown,
+            notified: false,
+            active: false,
+            kept: false,
+            port: 0,
+            first_seen: at,
+            last_occurrence: at,
+            resolved_at: at,
+            last_sync: None,
+            addr: Addr::NONE,
+            comment: None,
+            message: None,
+            attrs: None,
         }
+    }
+
+    /// Takes the details of a RAISED (the caller keeps or sets `first_seen`). Texts equal to the
+    /// held ones are kept: a re-occurrence, the most common event, allocates nothing.
+    fn take_details<'a>(
+        &mut self,
+        ev: &ApplicationEvent,
+        interner: &mut Interner,
+        siblings: impl Iterator<Item = &'a Addr>,
+    ) {
+        self.group = ev.group;
+        self.port = ev.node.port;
+        self.last_occurrence = ev.occurred_at;
+        self.last_sync = ev.last_successful_sync_at;
+        if !self.addr.is(&ev.node.ip) {
+            self.addr = Addr::new(&ev.node.ip, siblings);
+        }
+        if self.comment.as_deref() != ev.node.comment.as_deref() {
+            self.comment = ev.node.comment.as_deref().map(|c| interner.str(c));
+        }
+        if self.message.as_deref() != ev.message.as_deref() {
+            self.message = ev.message.as_deref().map(|m| interner.str(m));
+        }
+        if !attrs_eq(&self.attrs, &ev.attributes) {
+            self.attrs = interner.attrs(&ev.attributes);
+        }
+    }
+
+    /// Clears the details of a resolved key nobody needs to be shown any more.
+    fn forget_details(&mut self) {
+        self.kept = false;
+        self.group = ErrorGroup::Unknown;
+        self.port = 0;
+        self.first_seen = self.resolved_at;
+        self.last_occurrence = self.resolved_at;
+        self.last_sync = None;
+        self.addr = Addr::NONE;
+        self.comment = None;
+        self.message = None;
+        self.attrs = None;
     }
 
     /// New or resolved relative to the last notification.
     fn in_diff(&self) -> bool {
-        match self.state {
-            SlotState::Active(_) => !self.notified,
-            SlotState::Resolved(_) => self.notified,
+        self.active != self.notified
+    }
+
+    /// The key's last change: events ordered before it are stale.
+    fn last_change(&self) -> Timestamp {
+        if self.active {
+            self.last_occurrence
+        } else {
+            self.resolved_at
         }
+    }
+
+    fn key(&self) -> ErrorKey {
+        ErrorKey {
+            node_id: self.node_id.to_string(),
+            kind: self.kind,
+        }
+    }
+
+    fn details(&self) -> ActiveError {
+        ActiveError {
+            group: self.group,
+            node: NodeInfo {
+                ip: self.addr.text(),
+                port: self.port,
+                comment: self.comment.as_deref().map(str::to_string),
+            },
+            first_seen: self.first_seen,
+            last_occurrence: self.last_occurrence,
+            last_successful_sync: self.last_sync,
+            message: self.message.as_deref().map(str::to_string),
+            attributes: self
+                .attrs
+                .iter()
+                .flat_map(|a| a.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Shares this slot's texts through `interner` (a state decoded from the changelog holds
+    /// its own copies).
+    fn share_texts(&mut self, interner: &mut Interner) {
+        self.node_id = interner.share(&self.node_id);
+        self.comment = self.comment.as_ref().map(|c| interner.share(c));
+        self.message = self.message.as_ref().map(|m| interner.share(m));
+        self.attrs = interner.share_attrs(&self.attrs);
     }
 }
 
 /// The whole per-cluster state of DESIGN §3.1; what the changelog stores (as JSON, via
-/// [`ClusterState::to_json`] / [`ClusterState::from_json`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// [`ClusterState::to_json`] / [`ClusterState::from_json`]; the format is in [`wire`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterState {
-    cluster_id: String,
+    cluster_id: Sym,
     /// Every key seen, sorted by key: the active errors, the resolved ones (tombstones) and
     /// which of them the last notification showed. A vector: a cluster has a handful of keys,
     /// and a `BTreeMap` node would cost kilobytes per cluster.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     slots: Vec<Slot>,
     /// When the relay accepted the last notification (change or digest).
-    #[serde(
-        default,
-        with = "time::optional",
-        skip_serializing_if = "Option::is_none"
-    )]
     last_sent_at: Option<Timestamp>,
     /// The latest local date whose digest is settled: sent, or given up past `catch_up`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     last_digest_date: Option<NaiveDate>,
     /// Newest valid `control_timezone` seen in events.
-    #[serde(default, with = "tz_name", skip_serializing_if = "Option::is_none")]
     event_zone: Option<Tz>,
     /// `occurred_at` of the event that set `event_zone` (an older event does not override it).
-    #[serde(
-        default,
-        with = "time::optional",
-        skip_serializing_if = "Option::is_none"
-    )]
     event_zone_as_of: Option<Timestamp>,
     /// Since when the diff against `last_notified` is non-empty (only for the reason label:
     /// sent at once vs. held back by the throttle).
-    #[serde(
-        default,
-        with = "time::optional",
-        skip_serializing_if = "Option::is_none"
-    )]
     pending_since: Option<Timestamp>,
     /// Id seed of the draft handed out and not yet marked sent. Not persisted: after a restore
     /// the notification is decided again, with the same seed.
-    #[serde(skip)]
-    in_flight: Option<String>,
+    in_flight: Option<Box<str>>,
 }
 
 /// What [`ClusterState::record`] did with an event.
@@ -484,9 +695,14 @@ pub enum MarkOutcome {
 
 impl ClusterState {
     /// An empty state for a cluster.
-    pub fn new(cluster_id: impl Into<String>) -> Self {
+    pub fn new(cluster_id: impl AsRef<str>) -> Self {
+        Self::with_id(Sym::from(cluster_id.as_ref()))
+    }
+
+    /// An empty state for a cluster whose id is already shared.
+    pub(crate) fn with_id(cluster_id: Sym) -> Self {
         ClusterState {
-            cluster_id: cluster_id.into(),
+            cluster_id,
             slots: Vec::new(),
             last_sent_at: None,
             last_digest_date: None,
@@ -502,21 +718,27 @@ impl ClusterState {
         &self.cluster_id
     }
 
-    /// Active errors, sorted by key.
-    pub fn active(&self) -> impl Iterator<Item = (&ErrorKey, &ActiveError)> {
+    /// The cluster id as held (shared with the aggregator's index).
+    pub(crate) fn cluster_sym(&self) -> &Sym {
+        &self.cluster_id
+    }
+
+    /// Active errors, sorted by key (copies: the state holds them in a compact form).
+    pub fn active(&self) -> impl Iterator<Item = (ErrorKey, ActiveError)> + '_ {
         self.slots
             .iter()
-            .filter_map(|s| s.active().map(|e| (&s.key, e)))
+            .filter(|s| s.active)
+            .map(|s| (s.key(), s.details()))
     }
 
     /// Number of active errors.
     pub fn active_len(&self) -> usize {
-        self.slots.iter().filter(|s| s.active().is_some()).count()
+        self.slots.iter().filter(|s| s.active).count()
     }
 
     /// Keys the last notification showed as active, sorted.
-    pub fn last_notified(&self) -> impl Iterator<Item = &ErrorKey> {
-        self.slots.iter().filter(|s| s.notified).map(|s| &s.key)
+    pub fn last_notified(&self) -> impl Iterator<Item = ErrorKey> + '_ {
+        self.slots.iter().filter(|s| s.notified).map(Slot::key)
     }
 
     /// When the last notification was accepted by the relay.
@@ -538,16 +760,27 @@ impl ClusterState {
     /// else the default.
     pub fn zone(&self, cfg: &ApplicationConfig) -> Tz {
         self.event_zone
-            .or_else(|| cfg.clusters.get(&self.cluster_id).map(|c| c.timezone))
+            .or_else(|| cfg.clusters.get(&*self.cluster_id).map(|c| c.timezone))
             .unwrap_or(cfg.default_timezone)
     }
 
     /// Applies one event (DESIGN §3.1). `now` is the processing time (it dates a pending change,
     /// for the reason label only); the event's own `occurred_at` orders it.
     pub fn record(&mut self, ev: &ApplicationEvent, now: Timestamp) -> RecordOutcome {
+        self.record_in(ev, now, &mut Interner::disabled())
+    }
+
+    /// [`ClusterState::record`] sharing the event's texts through `interner`.
+    pub(crate) fn record_in(
+        &mut self,
+        ev: &ApplicationEvent,
+        now: Timestamp,
+        interner: &mut Interner,
+    ) -> RecordOutcome {
         let zone = self.note_zone(ev);
-        let effect = self.apply(ev);
-        if effect.class() == RecordClass::Applied {
+        let effect = self.apply(ev, interner);
+        // A re-occurrence changes neither the set of active errors nor what was notified.
+        if matches!(effect, RecordEffect::Raised | RecordEffect::Resolved) {
             if !self.has_diff() {
                 self.pending_since = None;
             } else if self.pending_since.is_none() {
@@ -562,7 +795,12 @@ impl ClusterState {
             None | Some("") => return ZoneNote::Unchanged,
             Some(name) => name,
         };
-        let Ok(tz) = Tz::from_str(name) else {
+        // The zone in force is usually named again: no need to look the name up.
+        let tz = match self.event_zone {
+            Some(tz) if tz.name() == name => Ok(tz),
+            _ => Tz::from_str(name),
+        };
+        let Ok(tz) = tz else {
             return ZoneNote::Invalid(name.to_string());
         };
         if self.event_zone_as_of.is_some_and(|t| ev.occurred_at < t) {
@@ -577,41 +815,27 @@ impl ClusterState {
         }
     }
 
-    fn apply(&mut self, ev: &ApplicationEvent) -> RecordEffect {
+    fn apply(&mut self, ev: &ApplicationEvent, interner: &mut Interner) -> RecordEffect {
         if ev.state == ErrorState::Unknown {
             return RecordEffect::UnknownState;
         }
         let at = ev.occurred_at;
         let raise = ev.state == ErrorState::Raised;
-        let found = self.slots.binary_search_by(|s| {
-            (s.key.node_id.as_str(), s.key.kind).cmp(&(&ev.node.node_id, ev.kind))
-        });
+        let found = self
+            .slots
+            .binary_search_by(|s| (&*s.node_id, s.kind).cmp(&(ev.node.node_id.as_str(), ev.kind)));
         let i = match found {
             Ok(i) => i,
             Err(i) => {
-                let state = if raise {
-                    SlotState::Active(error_from(ev, at))
-                } else {
-                    SlotState::Resolved(Tombstone {
-                        resolved_at: at,
-                        last: None,
-                    })
-                };
-                let key = ErrorKey {
-                    node_id: ev.node.node_id.clone(),
-                    kind: ev.kind,
-                };
+                let mut slot = Slot::tombstone(interner.str(&ev.node.node_id), ev.kind, at);
+                if raise {
+                    slot.active = true;
+                    slot.take_details(ev, interner, self.slots.iter().map(|s| &s.addr));
+                }
                 // Grow by one: a cluster has few keys, a doubled capacity would waste more
                 // than the occasional reallocation costs.
                 self.slots.reserve_exact(1);
-                self.slots.insert(
-                    i,
-                    Slot {
-                        key,
-                        notified: false,
-                        state,
-                    },
-                );
+                self.slots.insert(i, slot);
                 return if raise {
                     RecordEffect::Raised
                 } else {
@@ -622,33 +846,44 @@ impl ClusterState {
         // While a draft is out it may show any active error; keep a resolved error's details
         // until a notification has been marked (mark_sent drops what is no longer needed).
         let keep_details = self.in_flight.is_some();
-        let slot = &mut self.slots[i];
-        match (&mut slot.state, raise) {
-            (SlotState::Active(e), _) if at < e.last_occurrence => RecordEffect::Stale,
-            (SlotState::Active(e), true) if at == e.last_occurrence => RecordEffect::Duplicate,
-            (SlotState::Active(e), true) => {
-                let first_seen = e.first_seen;
-                *e = error_from(ev, first_seen);
+        let (before, rest) = self.slots.split_at_mut(i);
+        let Some((slot, after)) = rest.split_first_mut() else {
+            unreachable!("index found by the search")
+        };
+        let siblings = before.iter().chain(after.iter()).map(|s| &s.addr);
+        let last = slot.last_change();
+        match (slot.active, raise) {
+            (true, _) if at < last => RecordEffect::Stale,
+            (true, true) if at == last => RecordEffect::Duplicate,
+            (true, true) => {
+                slot.take_details(ev, interner, siblings);
                 RecordEffect::Reoccurred
             }
-            (SlotState::Active(e), false) => {
-                let last = (slot.notified || keep_details).then(|| Box::new(e.clone()));
-                slot.state = SlotState::Resolved(Tombstone {
-                    resolved_at: at,
-                    last,
-                });
+            (true, false) => {
+                slot.active = false;
+                slot.resolved_at = at;
+                slot.kept = slot.notified || keep_details;
+                if !slot.kept {
+                    slot.forget_details();
+                }
                 RecordEffect::Resolved
             }
             // Resolution wins ties: a RAISED at the same instant as the RESOLVED is stale.
-            (SlotState::Resolved(t), true) if at <= t.resolved_at => RecordEffect::Stale,
-            (SlotState::Resolved(_), true) => {
-                slot.state = SlotState::Active(error_from(ev, at));
+            (false, true) if at <= last => RecordEffect::Stale,
+            (false, true) => {
+                slot.active = true;
+                slot.kept = false;
+                slot.first_seen = at;
+                slot.take_details(ev, interner, siblings);
                 RecordEffect::Raised
             }
-            (SlotState::Resolved(t), false) if at < t.resolved_at => RecordEffect::Stale,
-            (SlotState::Resolved(t), false) if at == t.resolved_at => RecordEffect::Duplicate,
-            (SlotState::Resolved(t), false) => {
-                t.resolved_at = at;
+            (false, false) if at < last => RecordEffect::Stale,
+            (false, false) if at == last => RecordEffect::Duplicate,
+            (false, false) => {
+                slot.resolved_at = at;
+                if !slot.kept {
+                    slot.forget_details();
+                }
                 RecordEffect::ResolvedAbsent
             }
         }
@@ -709,7 +944,7 @@ impl ClusterState {
 
     fn hand_out(&mut self, reason: Reason, kind: DraftKind, zone: Tz, now: Timestamp) -> Decision {
         let draft = self.draft(kind, zone, now);
-        self.in_flight = Some(draft.id_seed.clone());
+        self.in_flight = Some(draft.id_seed.as_str().into());
         Decision {
             reason,
             draft: Some(draft),
@@ -720,11 +955,24 @@ impl ClusterState {
         if self.active_len() == 0 {
             return DigestStatus::NotDue;
         }
-        let Some((date, instant)) = latest_digest(tz, now) else {
+        self.digest_status_at(latest_digest(tz, now), now, cfg)
+    }
+
+    /// [`Self::digest_status`] given the zone's latest digest at `now`.
+    fn digest_status_at(
+        &self,
+        latest: Option<(NaiveDate, Timestamp)>,
+        now: Timestamp,
+        cfg: &ApplicationConfig,
+    ) -> DigestStatus {
+        let Some((date, instant)) = latest else {
             return DigestStatus::NotDue;
         };
         if self.last_digest_date.is_some_and(|d| d >= date)
-            || !self.active().any(|(_, e)| e.first_seen <= instant)
+            || !self
+                .slots
+                .iter()
+                .any(|s| s.active && s.first_seen <= instant)
         {
             return DigestStatus::NotDue;
         }
@@ -750,10 +998,11 @@ impl ClusterState {
             None
         } else {
             let tz = self.zone(cfg);
-            match self.digest_status(tz, now, cfg) {
+            let latest = latest_digest(tz, now);
+            match self.digest_status_at(latest, now, cfg) {
                 DigestStatus::Due { .. } => Some(now),
                 DigestStatus::Missed { .. } | DigestStatus::NotDue => {
-                    let latest = latest_digest(tz, now)
+                    let latest = latest
                         .map(|(d, _)| d)
                         .unwrap_or_else(|| now.with_timezone(&tz).date_naive());
                     let after = self.last_digest_date.map_or(latest, |d| d.max(latest));
@@ -771,7 +1020,7 @@ impl ClusterState {
     /// dead-lettered) at `sent_at`: `last_notified` becomes what it showed as active,
     /// `last_sent_at` moves, a digest settles its date.
     pub fn mark_sent(&mut self, draft: &Draft, sent_at: Timestamp) -> MarkOutcome {
-        if draft.cluster_id != self.cluster_id
+        if *draft.cluster_id != *self.cluster_id
             || self.in_flight.as_deref() != Some(draft.id_seed.as_str())
         {
             return MarkOutcome::NotInFlight;
@@ -780,14 +1029,12 @@ impl ClusterState {
         for slot in self.slots.iter_mut() {
             slot.notified = draft.errors.iter().any(|e| {
                 e.status != ErrorStatus::Resolved
-                    && e.kind == slot.key.kind
-                    && e.node_id == slot.key.node_id
+                    && e.kind == slot.kind
+                    && *e.node_id == *slot.node_id
             });
             // A resolution's details are only needed until a notification has shown it.
-            if let SlotState::Resolved(t) = &mut slot.state {
-                if !slot.notified {
-                    t.last = None;
-                }
+            if !slot.active && !slot.notified && slot.kept {
+                slot.forget_details();
             }
         }
         self.last_sent_at = Some(sent_at);
@@ -807,30 +1054,15 @@ impl ClusterState {
     fn draft(&self, kind: DraftKind, zone: Tz, now: Timestamp) -> Draft {
         let mut errors: Vec<DraftError> = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
-            match &slot.state {
-                SlotState::Active(e) => {
-                    let status = if slot.notified {
-                        ErrorStatus::StillActive
-                    } else {
-                        ErrorStatus::New
-                    };
-                    errors.push(draft_error(status, &slot.key, e, None));
-                }
-                // Invariant: a notified resolved slot keeps its details (set on RESOLVED while
+            let (status, resolved_at) = match (slot.active, slot.notified) {
+                (true, false) => (ErrorStatus::New, None),
+                (true, true) => (ErrorStatus::StillActive, None),
+                // Invariant: a notified resolved slot keeps its details (kept on RESOLVED while
                 // notified or a draft was out; dropped only by a mark that no longer shows it).
-                SlotState::Resolved(Tombstone {
-                    resolved_at,
-                    last: Some(e),
-                }) if slot.notified => {
-                    errors.push(draft_error(
-                        ErrorStatus::Resolved,
-                        &slot.key,
-                        e,
-                        Some(*resolved_at),
-                    ));
-                }
-                SlotState::Resolved(_) => {}
-            }
+                (false, true) if slot.kept => (ErrorStatus::Resolved, Some(slot.resolved_at)),
+                (false, _) => continue,
+            };
+            errors.push(draft_error(status, slot, resolved_at));
         }
         errors.sort_by(|a, b| (a.group, a.kind, &a.node_id).cmp(&(b.group, b.kind, &b.node_id)));
         let id_seed = match kind {
@@ -844,7 +1076,7 @@ impl ClusterState {
         };
         Draft {
             kind,
-            cluster_id: self.cluster_id.clone(),
+            cluster_id: self.cluster_id.to_string(),
             zone,
             at: now,
             errors,
@@ -854,12 +1086,32 @@ impl ClusterState {
 
     /// The state as compact JSON, for the changelog.
     pub fn to_json(&self) -> Result<Vec<u8>, AggregateError> {
-        serde_json::to_vec(self).map_err(AggregateError::Encode)
+        // Most states of 5 errors take 1-2 KB: one allocation instead of a growing buffer.
+        let mut out = Vec::with_capacity(256 + 320 * self.slots.len());
+        serde_json::to_writer(&mut out, self).map_err(AggregateError::Encode)?;
+        Ok(out)
     }
 
     /// A state read back from the changelog.
     pub fn from_json(bytes: &[u8]) -> Result<Self, AggregateError> {
-        serde_json::from_slice(bytes).map_err(AggregateError::Decode)
+        Self::from_json_in(bytes, &mut Interner::disabled())
+    }
+
+    /// [`ClusterState::from_json`] sharing the state's texts through `interner`.
+    pub(crate) fn from_json_in(
+        bytes: &[u8],
+        interner: &mut Interner,
+    ) -> Result<Self, AggregateError> {
+        let w: wire::StateIn = serde_json::from_slice(bytes).map_err(AggregateError::Decode)?;
+        Ok(ClusterState::from_wire(w, interner))
+    }
+
+    /// Shares the state's texts through `interner` (a state decoded on its own holds its own
+    /// copies).
+    pub(crate) fn share_texts(&mut self, interner: &mut Interner) {
+        for slot in &mut self.slots {
+            slot.share_texts(interner);
+        }
     }
 }
 
@@ -869,43 +1121,27 @@ enum DigestStatus {
     Missed { date: NaiveDate },
 }
 
-fn error_from(ev: &ApplicationEvent, first_seen: Timestamp) -> ActiveError {
-    ActiveError {
-        group: ev.group,
-        node: NodeInfo {
-            ip: ev.node.ip.clone(),
-            port: ev.node.port,
-            comment: ev.node.comment.clone(),
-        },
-        first_seen,
-        last_occurrence: ev.occurred_at,
-        last_successful_sync: ev.last_successful_sync_at,
-        message: ev.message.clone(),
-        attributes: ev
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    }
-}
-
-fn draft_error(
-    status: ErrorStatus,
-    key: &ErrorKey,
-    e: &ActiveError,
-    resolved_at: Option<Timestamp>,
-) -> DraftError {
+fn draft_error(status: ErrorStatus, s: &Slot, resolved_at: Option<Timestamp>) -> DraftError {
     DraftError {
         status,
-        group: e.group,
-        kind: key.kind,
-        node_id: key.node_id.clone(),
-        node: e.node.clone(),
-        first_seen: e.first_seen,
-        last_occurrence: e.last_occurrence,
-        last_successful_sync: e.last_successful_sync,
-        message: e.message.clone(),
-        attributes: e.attributes.iter().cloned().collect(),
+        group: s.group,
+        kind: s.kind,
+        node_id: s.node_id.to_string(),
+        node: NodeInfo {
+            ip: s.addr.text(),
+            port: s.port,
+            comment: s.comment.as_deref().map(str::to_string),
+        },
+        first_seen: s.first_seen,
+        last_occurrence: s.last_occurrence,
+        last_successful_sync: s.last_sync,
+        message: s.message.as_deref().map(str::to_string),
+        attributes: s
+            .attrs
+            .iter()
+            .flat_map(|a| a.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         resolved_at,
     }
 }
@@ -925,9 +1161,11 @@ fn diff_hash(errors: &[DraftError]) -> String {
         h.update(e.kind.as_str());
         h.update([b'\n']);
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(16);
     for b in &h.finalize()[..8] {
-        let _ = write!(out, "{b:02x}");
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
     }
     out
 }
@@ -937,7 +1175,284 @@ fn delta(d: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
-/// Serde for attributes: a JSON object in the changelog, a sorted vector in memory.
+impl Serialize for ClusterState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        wire::StateOut::from(self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClusterState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = wire::StateIn::deserialize(d)?;
+        Ok(ClusterState::from_wire(w, &mut Interner::disabled()))
+    }
+}
+
+impl ClusterState {
+    fn from_wire(w: wire::StateIn<'_>, interner: &mut Interner) -> ClusterState {
+        let mut slots: Vec<Slot> = Vec::with_capacity(w.slots.len());
+        for s in w.slots {
+            let node_id = interner.str(&s.key.0);
+            let mut slot = Slot::tombstone(node_id, s.key.1, Timestamp::default());
+            slot.notified = s.notified;
+            let details = match s.state {
+                wire::SlotStateIn::Active(e) => {
+                    slot.active = true;
+                    Some(e)
+                }
+                wire::SlotStateIn::Resolved(t) => {
+                    slot.resolved_at = t.resolved_at;
+                    slot.first_seen = t.resolved_at;
+                    slot.last_occurrence = t.resolved_at;
+                    slot.kept = t.last.is_some();
+                    t.last
+                }
+            };
+            if let Some(e) = details {
+                slot.group = e.group;
+                slot.port = e.node.port;
+                slot.first_seen = e.first_seen;
+                slot.last_occurrence = e.last_occurrence;
+                slot.last_sync = e.last_successful_sync;
+                slot.addr = Addr::new(&e.node.ip, slots.iter().map(|s| &s.addr));
+                slot.comment = e.node.comment.as_deref().map(|c| interner.str(c));
+                slot.message = e.message.as_deref().map(|m| interner.str(m));
+                slot.attrs = interner.attrs(&e.attributes);
+            }
+            slots.push(slot);
+        }
+        // Written sorted; a hand-edited or foreign record might not be.
+        slots.sort_by(|a, b| (&*a.node_id, a.kind).cmp(&(&*b.node_id, b.kind)));
+        slots.dedup_by(|a, b| a.node_id == b.node_id && a.kind == b.kind);
+        ClusterState {
+            cluster_id: Sym::from(&*w.cluster_id),
+            slots,
+            last_sent_at: w.last_sent_at,
+            last_digest_date: w.last_digest_date,
+            event_zone: w.event_zone,
+            event_zone_as_of: w.event_zone_as_of,
+            pending_since: w.pending_since,
+            in_flight: None,
+        }
+    }
+}
+
+/// The changelog format of a [`ClusterState`] (unchanged since the first release, so states
+/// written by any build read back): a JSON object with `cluster_id`, `slots` (each `key`
+/// `[node_id, kind]`, `notified`, `state` = `{"active": error}` or `{"resolved": {"at",
+/// "was"?}}`), `last_sent_at`, `last_digest_date`, `event_zone`, `event_zone_as_of`,
+/// `pending_since`. Times are epoch milliseconds; absent fields are omitted.
+///
+/// Written from borrowed views of the compact state (no copy), read into borrowed text where
+/// the JSON has no escapes, then shared through the aggregator's interner.
+mod wire {
+    use super::{time, tz_name, Addr, ClusterState, Slot, Sym, Timestamp};
+    use crate::event::{ErrorGroup, ErrorKind};
+    use chrono::NaiveDate;
+    use chrono_tz::Tz;
+    use serde::{Deserialize, Serialize, Serializer};
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize)]
+    pub struct StateOut<'a> {
+        cluster_id: &'a str,
+        #[serde(skip_serializing_if = "slots_empty", serialize_with = "slots_out")]
+        slots: &'a [Slot],
+        #[serde(with = "time::optional", skip_serializing_if = "Option::is_none")]
+        last_sent_at: Option<Timestamp>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_digest_date: Option<NaiveDate>,
+        #[serde(with = "tz_name", skip_serializing_if = "Option::is_none")]
+        event_zone: Option<Tz>,
+        #[serde(with = "time::optional", skip_serializing_if = "Option::is_none")]
+        event_zone_as_of: Option<Timestamp>,
+        #[serde(with = "time::optional", skip_serializing_if = "Option::is_none")]
+        pending_since: Option<Timestamp>,
+    }
+
+    impl<'a> From<&'a ClusterState> for StateOut<'a> {
+        fn from(s: &'a ClusterState) -> Self {
+            StateOut {
+                cluster_id: &s.cluster_id,
+                slots: &s.slots,
+                last_sent_at: s.last_sent_at,
+                last_digest_date: s.last_digest_date,
+                event_zone: s.event_zone,
+                event_zone_as_of: s.event_zone_as_of,
+                pending_since: s.pending_since,
+            }
+        }
+    }
+
+    fn slots_empty(s: &&[Slot]) -> bool {
+        s.is_empty()
+    }
+
+    fn slots_out<S: Serializer>(slots: &&[Slot], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(slots.iter().map(SlotOut::from))
+    }
+
+    #[derive(Serialize)]
+    struct SlotOut<'a> {
+        key: (&'a str, ErrorKind),
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        notified: bool,
+        state: SlotStateOut<'a>,
+    }
+
+    impl<'a> From<&'a Slot> for SlotOut<'a> {
+        fn from(s: &'a Slot) -> Self {
+            let details = || ErrorOut {
+                group: s.group,
+                node: NodeOut {
+                    ip: &s.addr,
+                    port: s.port,
+                    comment: s.comment.as_deref(),
+                },
+                first_seen: s.first_seen,
+                last_occurrence: s.last_occurrence,
+                last_successful_sync: s.last_sync,
+                message: s.message.as_deref(),
+                attributes: s.attrs.as_deref(),
+            };
+            SlotOut {
+                key: (&s.node_id, s.kind),
+                notified: s.notified,
+                state: if s.active {
+                    SlotStateOut::Active(details())
+                } else {
+                    SlotStateOut::Resolved(TombOut {
+                        resolved_at: s.resolved_at,
+                        last: s.kept.then(details),
+                    })
+                },
+            }
+        }
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum SlotStateOut<'a> {
+        Active(ErrorOut<'a>),
+        Resolved(TombOut<'a>),
+    }
+
+    #[derive(Serialize)]
+    struct TombOut<'a> {
+        #[serde(rename = "at", with = "time::required")]
+        resolved_at: Timestamp,
+        #[serde(rename = "was", skip_serializing_if = "Option::is_none")]
+        last: Option<ErrorOut<'a>>,
+    }
+
+    #[derive(Serialize)]
+    struct ErrorOut<'a> {
+        group: ErrorGroup,
+        node: NodeOut<'a>,
+        #[serde(with = "time::required")]
+        first_seen: Timestamp,
+        #[serde(with = "time::required")]
+        last_occurrence: Timestamp,
+        #[serde(with = "time::optional", skip_serializing_if = "Option::is_none")]
+        last_successful_sync: Option<Timestamp>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "attrs_out")]
+        attributes: Option<&'a [(Sym, Sym)]>,
+    }
+
+    fn attrs_out<S: Serializer>(a: &Option<&[(Sym, Sym)]>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(a.iter().flat_map(|a| a.iter()).map(|(k, v)| (&**k, &**v)))
+    }
+
+    #[derive(Serialize)]
+    struct NodeOut<'a> {
+        #[serde(serialize_with = "addr_out")]
+        ip: &'a Addr,
+        port: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        comment: Option<&'a str>,
+    }
+
+    fn addr_out<S: Serializer>(a: &&Addr, s: S) -> Result<S::Ok, S::Error> {
+        match a {
+            Addr::Text(t) => s.serialize_str(t),
+            Addr::Ip(ip) => s.collect_str(ip),
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct StateIn<'a> {
+        #[serde(borrow)]
+        pub cluster_id: Cow<'a, str>,
+        #[serde(default, borrow)]
+        pub slots: Vec<SlotIn<'a>>,
+        #[serde(default, with = "time::optional")]
+        pub last_sent_at: Option<Timestamp>,
+        #[serde(default)]
+        pub last_digest_date: Option<NaiveDate>,
+        #[serde(default, with = "tz_name")]
+        pub event_zone: Option<Tz>,
+        #[serde(default, with = "time::optional")]
+        pub event_zone_as_of: Option<Timestamp>,
+        #[serde(default, with = "time::optional")]
+        pub pending_since: Option<Timestamp>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct SlotIn<'a> {
+        #[serde(borrow)]
+        pub key: (Cow<'a, str>, ErrorKind),
+        #[serde(default)]
+        pub notified: bool,
+        #[serde(borrow)]
+        pub state: SlotStateIn<'a>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SlotStateIn<'a> {
+        Active(#[serde(borrow)] ErrorIn<'a>),
+        Resolved(#[serde(borrow)] TombIn<'a>),
+    }
+
+    #[derive(Deserialize)]
+    pub struct TombIn<'a> {
+        #[serde(rename = "at", with = "time::required")]
+        pub resolved_at: Timestamp,
+        #[serde(rename = "was", default, borrow)]
+        pub last: Option<ErrorIn<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct ErrorIn<'a> {
+        pub group: ErrorGroup,
+        #[serde(borrow)]
+        pub node: NodeIn<'a>,
+        #[serde(with = "time::required")]
+        pub first_seen: Timestamp,
+        #[serde(with = "time::required")]
+        pub last_occurrence: Timestamp,
+        #[serde(default, with = "time::optional")]
+        pub last_successful_sync: Option<Timestamp>,
+        #[serde(default, borrow)]
+        pub message: Option<Cow<'a, str>>,
+        #[serde(default)]
+        pub attributes: BTreeMap<String, String>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct NodeIn<'a> {
+        #[serde(borrow)]
+        pub ip: Cow<'a, str>,
+        pub port: u16,
+        #[serde(default, borrow)]
+        pub comment: Option<Cow<'a, str>>,
+    }
+}
+
+/// Serde for attributes: a JSON object, a sorted vector in memory.
 mod attr_map {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::collections::BTreeMap;
@@ -1209,6 +1724,33 @@ mod tests {
         let back = ClusterState::from_json(&flying.to_json().unwrap()).unwrap();
         assert!(!back.in_flight());
         assert!(ClusterState::from_json(b"{\"cluster_id\":1}").is_err());
+    }
+
+    #[test]
+    fn a_state_in_the_first_release_format_reads_back_and_writes_the_same_bytes() {
+        // Written by the build before the compact in-memory form: a notified resolution with
+        // its details, an active error on an IPv6 node, one on a node named by host name, and
+        // a bare tombstone.
+        let old = concat!(
+            r#"{"cluster_id":"c1","slots":["#,
+            r#"{"key":["n1","AV_BASES_OUTDATED"],"notified":true,"state":{"resolved":{"at":1749549660000,"#,
+            r#""was":{"group":"PROTECTION","node":{"ip":"10.0.0.1","port":9045,"comment":"dmz"},"#,
+            r#""first_seen":1749549600000,"last_occurrence":1749549600000,"#,
+            r#""last_successful_sync":1749549600000,"message":"m","attributes":{"outdated_days":"3"}}}}},"#,
+            r#"{"key":["n2","DISK_SPACE_LOW"],"state":{"active":{"group":"SYSTEM","#,
+            r#""node":{"ip":"fe80::1","port":1},"first_seen":1749549660000,"last_occurrence":1749549660000}}},"#,
+            r#"{"key":["n3","DISK_SPACE_LOW"],"state":{"active":{"group":"SYSTEM","#,
+            r#""node":{"ip":"gw-3.example","port":1},"first_seen":1749549660000,"last_occurrence":1749549660000}}},"#,
+            r#"{"key":["n4","DISK_SPACE_LOW"],"state":{"resolved":{"at":1749549660000}}}],"#,
+            r#""last_sent_at":1749549600000,"last_digest_date":"2025-06-10","event_zone":"Asia/Kathmandu","#,
+            r#""event_zone_as_of":1749549600000,"pending_since":1749549660000}"#
+        );
+        let s = ClusterState::from_json(old.as_bytes()).unwrap();
+        assert_eq!(s.active_len(), 2);
+        assert_eq!(s.last_notified().collect::<Vec<_>>(), vec![key("n1", AV)]);
+        let ips: Vec<String> = s.active().map(|(_, e)| e.node.ip).collect();
+        assert_eq!(ips, ["fe80::1", "gw-3.example"]);
+        assert_eq!(String::from_utf8(s.to_json().unwrap()).unwrap(), old);
     }
 
     #[test]

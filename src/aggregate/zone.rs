@@ -6,12 +6,40 @@
 use crate::event::time::Timestamp;
 use chrono::{LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
+use rustc_hash::FxBuildHasher;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Digest instants already computed, per (zone, date). A pure function's results, so sharing
+/// them cannot change a decision; it spares the tz lookups that were most of the cost of every
+/// rescheduling (all clusters of a zone ask for the same few dates). Bounded: cleared when full.
+const MEMO_CAP: usize = 16_384;
+
+thread_local! {
+    static MEMO: RefCell<HashMap<(Tz, NaiveDate), Option<Timestamp>, FxBuildHasher>> =
+        RefCell::new(HashMap::default());
+}
 
 /// The UTC instant at which the digest of local date `date` is due in `tz`.
 ///
 /// `None` only if no local instant of that date exists at all (never in the tz database for the
 /// years a gateway runs in); callers then skip that date.
 pub fn digest_instant(tz: Tz, date: NaiveDate) -> Option<Timestamp> {
+    MEMO.with(|memo| {
+        if let Some(hit) = memo.borrow().get(&(tz, date)) {
+            return *hit;
+        }
+        let instant = compute_digest_instant(tz, date);
+        let mut memo = memo.borrow_mut();
+        if memo.len() >= MEMO_CAP {
+            memo.clear();
+        }
+        memo.insert((tz, date), instant);
+        instant
+    })
+}
+
+fn compute_digest_instant(tz: Tz, date: NaiveDate) -> Option<Timestamp> {
     let midnight = date.and_time(NaiveTime::MIN);
     earliest(tz, &midnight).or_else(|| {
         // Midnight fell into a gap. Every transition of the current tz database happens on a
