@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/mailgate-notify
 
-.PHONY: run build test rig lint fmt bench bench-e2e soak fixtures clean
+.PHONY: run build test rig lint fmt bench bench-e2e soak fuzz fixtures clean
 
 ## run: build the release binary and run the embedded demo (no broker or relay needed)
 run: build
@@ -53,3 +53,17 @@ fixtures:
 clean:
 	$(CARGO) clean
 	rm -rf .cache/rig outbox
+
+## fuzz: run each cargo-fuzz target for FUZZ_TIME seconds, one after another (RELIABILITY.md)
+# Stable toolchain: RUSTC_BOOTSTRAP=1 admits the -Z flags cargo-fuzz passes; `-s none` (no
+# AddressSanitizer) because our code and its decoders are safe Rust, and the ASan build of
+# librdkafka's C code would only slow every run. New inputs go to fuzz/corpus (not committed);
+# the seeds in fuzz/seeds are read too.
+FUZZ_TIME ?= 600
+FUZZ_TARGETS ?= decode_json decode_single_object decode_confluent render config
+fuzz:
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none -O $$t $(CURDIR)/fuzz/corpus/$$t $(CURDIR)/fuzz/seeds/$$t \
+	    -- -max_total_time=$(FUZZ_TIME) -timeout=10 || exit 1; \
+	done

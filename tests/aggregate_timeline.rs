@@ -851,3 +851,86 @@ proptest! {
         prop_assert_eq!(shown, model.active());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The other half of the throttle: a visible change never waits longer than it must. From
+    /// the instant the diff against the last notification becomes non-empty, a notification
+    /// goes out at once if nothing was sent in the last throttle, else at the last send plus the
+    /// throttle — unless the diff is empty again by then. Two clusters in different zones run
+    /// side by side, so one cluster's timers cannot stand in for the other's.
+    #[test]
+    fn a_visible_change_is_sent_no_later_than_the_throttle_allows(
+        steps in proptest::collection::vec((step(), any::<bool>()), 1..60),
+    ) {
+        let c = cfg("");
+        let throttle = TimeDelta::from_std(c.throttle).unwrap();
+        let start = t("2025-03-08T20:00:00Z");
+        let mut tl = Timeline::new(c, start);
+        let mut now = start;
+        // Processing time of each pushed event, in log order.
+        let mut pushed_at = Vec::new();
+        for (s, second) in &steps {
+            now += min(s.gap);
+            let node = format!("n{}", s.node);
+            let kind = KINDS[s.kind as usize];
+            let at = now - min(s.late);
+            let mut ev = if s.raise { raised(&node, kind, at) } else { resolved(&node, kind, at) };
+            if *second {
+                ev.cluster_id = "other-cluster".into();
+                ev = in_zone(ev, "Asia/Kathmandu");
+            }
+            tl.push(now, ev);
+            pushed_at.push(now);
+        }
+        tl.run_until(now + throttle + min(1));
+
+        #[derive(Default)]
+        struct Cluster {
+            model: Model,
+            shown: BTreeSet<ErrorKey>,
+            last_sent: Option<Ts>,
+            /// Since when the diff has been non-empty.
+            pending_since: Option<Ts>,
+        }
+        impl Cluster {
+            fn deadline(&self, throttle: TimeDelta) -> Option<Ts> {
+                let since = self.pending_since?;
+                Some(match self.last_sent {
+                    Some(l) => since.max(l + throttle),
+                    None => since,
+                })
+            }
+        }
+        let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
+        let mut events = pushed_at.iter();
+        for e in &tl.log {
+            let (cluster, at) = match e {
+                Entry::Event(ev) => (ev.cluster_id.clone(), *events.next().unwrap()),
+                Entry::Sent(s) => (s.draft.cluster_id.clone(), s.at),
+            };
+            for (id, cl) in &clusters {
+                if let Some(d) = cl.deadline(throttle) {
+                    prop_assert!(at <= d, "cluster {} had a change pending since {:?}, due {}, still unsent at {}", id, cl.pending_since, d, at);
+                }
+            }
+            let cl = clusters.entry(cluster).or_default();
+            match e {
+                Entry::Event(ev) => cl.model.apply(ev),
+                Entry::Sent(s) => {
+                    cl.shown = cl.model.active();
+                    cl.last_sent = Some(s.at);
+                }
+            }
+            if cl.model.active() == cl.shown {
+                cl.pending_since = None;
+            } else if cl.pending_since.is_none() {
+                cl.pending_since = Some(at);
+            }
+        }
+        for (id, cl) in &clusters {
+            prop_assert!(cl.pending_since.is_none(), "cluster {} ends with an unsent change", id);
+        }
+    }
+}

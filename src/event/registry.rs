@@ -57,6 +57,14 @@ impl RegistryClient {
         guard.get(&id).cloned()
     }
 
+    /// Puts a schema under `id` in the cache, as if fetched (ids are immutable, so a schema
+    /// known by other means is as good as a fetched one). Lets tests and the fuzz targets decode
+    /// Confluent-framed records without a registry; an id already cached keeps its schema.
+    pub fn prime(&self, id: u32, schema: WriterSchema) -> Arc<WriterSchema> {
+        let mut guard = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        guard.entry(id).or_insert_with(|| Arc::new(schema)).clone()
+    }
+
     /// The schema with `id`, from the cache or the registry.
     pub async fn get(&self, id: u32) -> Result<Arc<WriterSchema>, RegistryError> {
         if let Some(ws) = self.cached(id) {

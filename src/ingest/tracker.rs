@@ -273,4 +273,132 @@ mod tests {
             prop_assert_eq!(t.total_in_flight(), 0);
         }
     }
+
+    /// One step of the consumer's life as the tracker sees it.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Assign(i32),
+        Revoke(i32),
+        /// Hand out the partition's next offset, `gap` past the last one; or, with `back`, a
+        /// re-delivery of the record handed out `back` hand-outs ago (what a seek back does:
+        /// Kafka re-delivers records, so only offsets it delivered before).
+        Start {
+            partition: i32,
+            gap: i64,
+            back: Option<i64>,
+        },
+        /// Complete the ticket at this index (mod the number issued): stale, doubled or live.
+        Complete(usize),
+        Commit,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => (0i32..3).prop_map(Op::Assign),
+            1 => (0i32..3).prop_map(Op::Revoke),
+            8 => (0i32..3, 1i64..3, prop::option::weighted(0.1, 0i64..5))
+                .prop_map(|(partition, gap, back)| Op::Start { partition, gap, back }),
+            8 => any::<usize>().prop_map(Op::Complete),
+            2 => Just(Op::Commit),
+        ]
+    }
+
+    /// A handed-out record in the model: offset, done, and whether it re-delivers an offset
+    /// handed out before in the same assignment.
+    type Rec = (i64, bool, bool);
+
+    /// The lowest offset that at-least-once still protects: a first delivery not yet done.
+    fn lowest_unprotected(records: &[Rec]) -> Option<i64> {
+        records
+            .iter()
+            .filter(|(_, done, again)| !done && !again)
+            .map(|(o, _, _)| *o)
+            .min()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// Against a model of every handed-out record, over any interleaving of assignments,
+        /// revokes, hand-outs (re-deliveries included), completions (stale and doubled included)
+        /// and commits on three partitions: completions get the outcome the model says, the
+        /// in-flight counts agree, and neither the committable offset nor a pending commit is
+        /// ever past a record of the current assignment whose first delivery is unfinished (a
+        /// re-delivered copy needs no protection of its own: its first delivery has it).
+        #[test]
+        fn no_commit_passes_an_unfinished_record_across_rebalances_and_redeliveries(
+            ops in proptest::collection::vec(op(), 1..120)
+        ) {
+            const TOPIC: TopicIdx = 1;
+            let mut t = OffsetTracker::new();
+            // Model: per partition, the generation of its current assignment and its records.
+            let mut model: BTreeMap<i32, (u64, Vec<Rec>)> = BTreeMap::new();
+            let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+            let mut tickets: Vec<Ticket> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Assign(p) => {
+                        t.assign(TOPIC, p);
+                        model.insert(p, (t.next_generation, Vec::new()));
+                    }
+                    Op::Revoke(p) => {
+                        t.revoke(TOPIC, p);
+                        model.remove(&p);
+                    }
+                    Op::Start { partition: p, gap, back } => {
+                        let prev = *last.get(&p).unwrap_or(&100);
+                        let earlier = model.get(&p).map(|(_, r)| r.len()).unwrap_or(0);
+                        let offset = match back {
+                            Some(b) if earlier > 0 => {
+                                let records = &model[&p].1;
+                                records[earlier - 1 - (b as usize % earlier)].0
+                            }
+                            _ => prev + gap,
+                        };
+                        last.insert(p, offset.max(prev));
+                        let ticket = t.start(TOPIC, p, offset);
+                        prop_assert_eq!(ticket.is_some(), model.contains_key(&p));
+                        if let (Some(tk), Some((_, records))) = (ticket, model.get_mut(&p)) {
+                            let again = records.iter().any(|r| r.0 == offset);
+                            records.push((offset, false, again));
+                            tickets.push(tk);
+                        }
+                    }
+                    Op::Complete(i) if !tickets.is_empty() => {
+                        let tk = tickets[i % tickets.len()];
+                        let expected = match model.get_mut(&tk.partition) {
+                            Some((g, records)) if *g == tk.generation => {
+                                match records.iter_mut().find(|(o, d, _)| *o == tk.offset && !*d) {
+                                    Some(r) => { r.1 = true; CompleteOutcome::Done }
+                                    None => CompleteOutcome::Unknown,
+                                }
+                            }
+                            _ => CompleteOutcome::Stale,
+                        };
+                        prop_assert_eq!(t.complete(tk), expected);
+                    }
+                    Op::Complete(_) => {}
+                    Op::Commit => {
+                        let pending = t.pending_commits();
+                        for ((_, p), c) in &pending {
+                            let (_, records) = &model[p];
+                            if let Some(u) = lowest_unprotected(records) {
+                                prop_assert!(*c <= u, "commit {} passes unfinished {} on {}", c, u, p);
+                            }
+                        }
+                        t.mark_committed(&pending);
+                    }
+                }
+                let mut total = 0;
+                for (p, (_, records)) in &model {
+                    let unfinished = records.iter().filter(|(_, d, _)| !d).count();
+                    prop_assert_eq!(t.in_flight(TOPIC, *p), unfinished);
+                    total += unfinished;
+                    if let (Some(c), Some(u)) = (t.committable(TOPIC, *p), lowest_unprotected(records)) {
+                        prop_assert!(c <= u, "committable {} passes unfinished {} on {}", c, u, p);
+                    }
+                }
+                prop_assert_eq!(t.total_in_flight(), total);
+            }
+        }
+    }
 }

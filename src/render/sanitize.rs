@@ -214,16 +214,22 @@ pub fn header_block(s: &str, max_bytes: usize) -> String {
         let clean = defang(&clean);
         // A continuation line keeps its leading whitespace (folded header).
         let folded = raw.starts_with([' ', '\t']);
+        // Leading whitespace that stripping made (a NEL, a separator) must not turn a line into
+        // a continuation; a line that cleaning emptied must not become the empty line that ends
+        // the block (found by the property test below).
+        let clean = clean.trim_start();
+        if clean.trim_end().is_empty() {
+            shown += line.len() + 1;
+            continue;
+        }
         if out.len() + clean.len() + 2 > max_bytes {
             truncated = true;
             break;
         }
-        if folded {
+        if folded && !out.is_empty() {
             out.push(' ');
-            out.push_str(clean.trim_start());
-        } else {
-            out.push_str(&clean);
         }
+        out.push_str(clean);
         out.push('\n');
         shown += line.len() + 1;
     }
@@ -361,6 +367,10 @@ mod tests {
             header_block(block, 1000),
             "From: a@b\nSubject: x\n folded\nX-Evil: hxxp://evil[.]example\n"
         );
+        // A line that cleaning empties (NUL, NEL) is dropped, not left as an empty line that
+        // would end the attached header block early; a NEL does not make a continuation.
+        assert_eq!(header_block("\u{85}\n\0\nA: b\n", 100), "A: b\n");
+        assert_eq!(header_block("\u{85}X: y\n", 100), "X: y\n");
         let cut = header_block(block, 25);
         assert!(cut.starts_with("From: a@b\nSubject: x\n"), "{cut}");
         assert!(cut.contains("X-Mailgate-Truncated"), "{cut}");
@@ -410,5 +420,117 @@ mod tests {
     fn header_line_never_contains_a_line_break() {
         assert_eq!(header_line(" a\r\n\r\nBcc: b  c \n"), "a Bcc: b c");
         assert_eq!(header_token("id 1\r\n"), "id_1__");
+    }
+
+    /// Strings that try to break out of a header: CR, LF, NEL, line/paragraph separators,
+    /// encoded words, a would-be `Bcc:` and ordinary text.
+    const HOSTILE: &str = "(\\PC|\r|\n|\r\n|\u{85}|\u{2028}|\u{2029}|\u{0}|=\\?utf-8\\?B\\?QmNjOg==\\?=|Bcc: v@evil.example|: |<|>|@)*";
+
+    proptest::proptest! {
+        /// Our own id headers and the attached header block carry no line break of the input:
+        /// a token is one printable-ASCII line; the block is `\n`-terminated lines without CR,
+        /// none empty (an empty line would end the attachment's header block early).
+        #[test]
+        fn header_tokens_and_header_blocks_keep_input_line_breaks_out(s in HOSTILE, max in 0usize..400) {
+            let tok = header_token(&s);
+            proptest::prop_assert!(tok.chars().all(|c| c.is_ascii_graphic()), "{:?}", tok);
+            let block = header_block(&s, max);
+            proptest::prop_assert!(!block.contains('\r'), "{:?}", block);
+            proptest::prop_assert!(block.is_empty() || block.ends_with('\n'));
+            proptest::prop_assert!(!block.contains("\n\n") && !block.starts_with(['\n', ' ']), "{:?}", block);
+        }
+    }
+
+    /// A renderer over the render tests' config (every header option on) and the header names
+    /// of its benign rule notice, built once.
+    fn renderer() -> &'static (crate::render::Renderer, std::collections::BTreeSet<String>) {
+        use crate::render::{samples, Request};
+        static R: std::sync::OnceLock<(
+            crate::render::Renderer,
+            std::collections::BTreeSet<String>,
+        )> = std::sync::OnceLock::new();
+        R.get_or_init(|| {
+            struct NoEnv;
+            impl crate::config::Env for NoEnv {
+                fn var(&self, _: &str) -> Option<String> {
+                    None
+                }
+            }
+            let config = crate::config::Config::from_toml(
+                include_str!("../../tests/fixtures/render/config.toml"),
+                std::path::Path::new("."),
+                &NoEnv,
+            )
+            .expect("render test config");
+            let r = crate::render::Renderer::new(&config, &prometheus::Registry::new())
+                .expect("renderer");
+            let [(_, Request::Rule(n)), _] = samples::requests(samples::Schema::Rule) else {
+                panic!("rule samples")
+            };
+            let names = header_names(&r.render(&Request::Rule(n)).bytes);
+            (r, names)
+        })
+    }
+
+    /// The names of a message's header fields; fails on a header line end that is not CRLF or
+    /// a line that is neither a field nor a folded continuation.
+    fn header_names(bytes: &[u8]) -> std::collections::BTreeSet<String> {
+        let text = std::str::from_utf8(bytes).expect("message is UTF-8");
+        let head = &text[..text.find("\r\n\r\n").expect("end of headers")];
+        assert!(
+            !head.replace("\r\n", "").contains(['\r', '\n']),
+            "bare CR or LF in the header block: {head:?}"
+        );
+        head.split("\r\n")
+            .filter(|l| !l.starts_with([' ', '\t']))
+            .map(|l| {
+                let (name, _) = l
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("not a header field: {l:?}"));
+                assert!(
+                    !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                    "bad field name {name:?}"
+                );
+                name.to_ascii_lowercase()
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// End to end: a rule notice whose every event string (subject, sender, ids, rule and
+        /// object names, recipient, original headers) is hostile still has a header block of
+        /// CRLF-terminated fields, the same fields as a benign notice (nothing injected), and a
+        /// one-line subject.
+        #[test]
+        fn no_event_string_adds_a_header_or_a_line_break_to_a_rendered_notice(
+            subject in HOSTILE, sender in HOSTILE, smtp_id in HOSTILE, gateway_id in HOSTILE,
+            rule_name in HOSTILE, object in HOSTILE, recipient in HOSTILE, headers in HOSTILE,
+            group in 0usize..4,
+        ) {
+            use crate::render::{samples, Request};
+            let (r, benign) = renderer();
+            let [(_, Request::Rule(mut n)), _] = samples::requests(samples::Schema::Rule) else {
+                panic!("rule samples")
+            };
+            let mut v = (*n.verdict).clone();
+            v.subject = Some(subject);
+            v.sender = sender;
+            v.smtp_message_id = Some(smtp_id);
+            v.message_id = gateway_id;
+            v.original_headers = Some(headers);
+            v.triggered_rules[0].rule_name = Some(rule_name);
+            v.triggered_rules[0].detections[0].object_name = Some(object);
+            n.rules = crate::render::RuleRef::all(&v);
+            n.verdict = std::sync::Arc::new(v);
+            n.group = crate::config::NotifyGroup::ALL[group];
+            n.template = format!("rule/{}", n.group.as_str());
+            n.recipient = recipient;
+            let out = r.render(&Request::Rule(n));
+            proptest::prop_assert!(!out.subject.contains(['\r', '\n']), "{:?}", out.subject);
+            let names = header_names(&out.bytes);
+            proptest::prop_assert!(names.is_subset(benign), "{:?} not within {:?}", names, benign);
+        }
     }
 }

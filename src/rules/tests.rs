@@ -891,3 +891,91 @@ proptest! {
         prop_assert_eq!(plan.summary.is_some(), plan.withheld > 0);
     }
 }
+
+/// Reference model of DESIGN §3.3 for one verdict: every distinct (template, address identity)
+/// pair the config asks for, written from the rules of the design and not from the fan-out's
+/// code — matching rules (filters), their groups, the sender policy, our own addresses and
+/// addresses that do not parse left out.
+fn expected_pairs(c: &Config, v: &ScanVerdict) -> BTreeSet<(String, String)> {
+    use crate::config::{address_key, bare_address};
+    let own = ["notify@gw.example", "bounces@gw.example"];
+    let valid = |a: &str| bare_address(a).parse::<crate::config::Mailbox>().is_ok();
+    let mut out = BTreeSet::new();
+    for t in &v.triggered_rules {
+        let s = c
+            .rules
+            .rule
+            .iter()
+            .find(|r| r.id.as_deref() == Some(t.rule_id.as_str()))
+            .unwrap_or(&c.rules.default);
+        let matches = (s.modules.is_empty() && s.statuses.is_empty())
+            || t.detections.iter().any(|d| {
+                (s.modules.is_empty() || s.modules.contains(&d.module))
+                    && (s.statuses.is_empty()
+                        || s.statuses
+                            .iter()
+                            .any(|x| x.trim().eq_ignore_ascii_case(d.status.trim())))
+            });
+        if !matches {
+            continue;
+        }
+        for g in &s.notify {
+            let tpl = match g {
+                NotifyGroup::General => &s.templates.general,
+                NotifyGroup::Sender => &s.templates.sender,
+                NotifyGroup::Recipients => &s.templates.recipients,
+                NotifyGroup::Additional => &s.templates.additional,
+            }
+            .clone()
+            .unwrap_or_else(|| default_template(*g).to_string());
+            let addresses: Vec<String> = match g {
+                NotifyGroup::General => c
+                    .rules
+                    .general_list
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect(),
+                NotifyGroup::Additional => s
+                    .additional
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect(),
+                NotifyGroup::Sender if sender_allowed(c, v) => vec![v.sender.clone()],
+                NotifyGroup::Sender => vec![],
+                NotifyGroup::Recipients => t.affected_recipients.clone(),
+            };
+            for a in addresses {
+                let key = address_key(&a).into_owned();
+                if valid(&a) && !own.contains(&key.as_str()) {
+                    out.insert((tpl.clone(), key));
+                }
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    /// "One mail per template and address", both ways: every pair the config asks for is either
+    /// planned exactly once or withheld by the cap (and counted), nothing else is planned, and
+    /// the cap takes only what exceeds it.
+    #[test]
+    fn fanout_plans_each_expected_template_address_pair_exactly_once_up_to_the_cap(
+        (c, v) in arb_case()
+    ) {
+        use crate::config::address_key;
+        let plan = RuleFanout::new(&c).fanout(&v);
+        let expected = expected_pairs(&c, &v);
+        let planned: Vec<(String, String)> = plan
+            .notices
+            .iter()
+            .map(|n| (n.template.clone(), address_key(n.address.as_str()).into_owned()))
+            .collect();
+        let planned_set: BTreeSet<_> = planned.iter().cloned().collect();
+        prop_assert_eq!(planned_set.len(), planned.len(), "a pair planned twice");
+        prop_assert!(planned_set.is_subset(&expected), "unexpected {:?}", planned_set.difference(&expected).collect::<Vec<_>>());
+        prop_assert_eq!(planned.len(), expected.len().min(c.rules.max_notifications_per_message));
+        prop_assert_eq!(planned.len() + plan.withheld, expected.len());
+    }
+}
