@@ -377,6 +377,46 @@ mod tests {
     }
 
     #[test]
+    fn json_leap_second_and_sub_millisecond_times_decode_as_their_avro_millis() {
+        // Found by the decode_json fuzz target: a leap second decoded to a value whose JSON and
+        // Avro re-encodings decode to a different instant.
+        let (_, json, _) = FIXTURES[0];
+        let d = decoder();
+        for (text, same_as) in [
+            (
+                "\"2026-11-30T21:14:60.250Z\"",
+                "\"2026-11-30T21:15:00.250Z\"",
+            ),
+            (
+                "\"2026-11-30T21:14:05.250999Z\"",
+                "\"2026-11-30T21:14:05.250Z\"",
+            ),
+        ] {
+            let a = d
+                .decode_cached(
+                    EventKind::Application,
+                    json.replace("\"2026-11-30T21:14:05.250Z\"", text)
+                        .as_bytes(),
+                )
+                .expect("decodes");
+            let b = d
+                .decode_cached(
+                    EventKind::Application,
+                    json.replace("\"2026-11-30T21:14:05.250Z\"", same_as)
+                        .as_bytes(),
+                )
+                .expect("decodes");
+            assert_eq!(a, b, "{text}");
+            let avro = encode::encode_single_object(d.store(), &a).expect("avro");
+            assert_eq!(
+                d.decode_cached(EventKind::Application, &avro)
+                    .expect("back"),
+                a
+            );
+        }
+    }
+
+    #[test]
     fn unknown_json_enum_symbol_decodes_as_unknown() {
         let (_, json, _) = FIXTURES[0];
         let text = json.replace("\"AV_BASES_OUTDATED\"", "\"QUANTUM_FLUX_DETECTED\"");

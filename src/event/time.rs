@@ -35,9 +35,12 @@ impl Visitor<'_> for TsVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
-        DateTime::parse_from_rfc3339(v)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| E::custom(format!("invalid RFC 3339 timestamp {v:?}: {e}")))
+        let t = DateTime::parse_from_rfc3339(v)
+            .map_err(|e| E::custom(format!("invalid RFC 3339 timestamp {v:?}: {e}")))?;
+        // Down to the contract's millisecond precision, and a leap second (`…:60.125Z`, which
+        // chrono keeps as a 60th second) to the instant after it, so that an event decodes to
+        // the same value from JSON as from its Avro `timestamp-millis` (found by fuzzing).
+        self.visit_i64(t.timestamp_millis())
     }
 }
 
