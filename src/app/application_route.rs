@@ -13,7 +13,7 @@ use crate::event::{Event, Node};
 use crate::ingest::{Ack, Decoded, Downstream, Partition};
 use crate::render::model::{self as rm, ApplicationKind, ApplicationNotice, Request};
 use crate::render::Renderer;
-use crate::state::Changelog;
+use crate::state::{Changelog, Entry};
 use futures::future::BoxFuture;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,11 +25,76 @@ const DUE_BATCH: usize = 1_000;
 
 enum Msg {
     Record(Box<Decoded>, Ack),
-    Import(i32, Vec<(ClusterState, i64)>, oneshot::Sender<()>),
+    /// Restored entries of a partition, in changelog order; the last message of a restore
+    /// carries a channel that gets the partition's cluster count once all are in.
+    Import(i32, Vec<Restore>, Option<oneshot::Sender<usize>>),
     Revoked(Vec<i32>),
     Sent(Box<Draft>, bool),
     /// The changelog write of this cluster is durable.
     Written(String),
+}
+
+/// A decoded changelog entry on its way to the actor.
+enum Restore {
+    /// A cluster's state and the source offset it reflects.
+    Put(ClusterState, i64),
+    /// A tombstone.
+    Forget(String),
+}
+
+/// Decodes a restore's streamed entries and hands them to the actor in batches (so neither the
+/// raw bytes nor the decoded states of a whole partition pile up); the last batch goes when it
+/// is dropped, at the end of the read, before the restore returns.
+struct RestoreSink {
+    partition: i32,
+    tx: mpsc::UnboundedSender<Msg>,
+    batch: Vec<Restore>,
+}
+
+impl RestoreSink {
+    const BATCH: usize = 1_000;
+
+    fn new(partition: i32, tx: mpsc::UnboundedSender<Msg>) -> Self {
+        RestoreSink {
+            partition,
+            tx,
+            batch: Vec::with_capacity(Self::BATCH),
+        }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        match entry {
+            Entry::Put {
+                key,
+                value,
+                source_offset,
+            } => match ClusterState::from_json(&value) {
+                Ok(s) => self.batch.push(Restore::Put(s, source_offset)),
+                Err(e) => {
+                    tracing::error!(cluster = %key, error = %e, "unreadable state in the changelog; starting that cluster empty");
+                    // An older readable state of it must not survive either.
+                    self.batch.push(Restore::Forget(key));
+                }
+            },
+            Entry::Forget(key) => self.batch.push(Restore::Forget(key)),
+        }
+        if self.batch.len() >= Self::BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(Self::BATCH));
+            let _ = self.tx.send(Msg::Import(self.partition, batch, None));
+        }
+    }
+}
+
+impl Drop for RestoreSink {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// Changelog writes per cluster: at most one in flight, later requests coalesced into one
@@ -182,29 +247,31 @@ impl Downstream for ApplicationRoute {
             for p in partitions {
                 let started = std::time::Instant::now();
                 let mut delay = Duration::from_millis(200);
-                let restored = loop {
-                    match log.restore(p.partition, timeout).await {
-                        Ok(r) => break r,
+                loop {
+                    // Decoded and handed to the actor in batches while the partition is read:
+                    // a partition's raw states are never held whole (they were the restore's
+                    // memory peak). A retry streams everything again; imports overwrite.
+                    let mut sink = RestoreSink::new(p.partition, tx.clone());
+                    match log
+                        .restore_each(p.partition, timeout, move |e| sink.push(e))
+                        .await
+                    {
+                        Ok(()) => break,
                         Err(e) => {
                             tracing::warn!(partition = p.partition, error = %e, retry_in = ?delay, "state restore failed; retrying");
                             tokio::time::sleep(delay).await;
                             delay = (delay * 2).min(Duration::from_secs(10));
                         }
                     }
-                };
-                let mut states = Vec::with_capacity(restored.len());
-                for (cluster, r) in restored {
-                    match ClusterState::from_json(&r.value) {
-                        Ok(s) => states.push((s, r.source_offset)),
-                        Err(e) => {
-                            tracing::error!(cluster, error = %e, "unreadable state in the changelog; starting that cluster empty")
-                        }
-                    }
                 }
-                let n = states.len();
+                // The actor handles messages in order: once this answers, every batch is in.
                 let (done_tx, done_rx) = oneshot::channel();
-                if tx.send(Msg::Import(p.partition, states, done_tx)).is_ok() {
-                    let _ = done_rx.await;
+                let mut n = 0;
+                if tx
+                    .send(Msg::Import(p.partition, Vec::new(), Some(done_tx)))
+                    .is_ok()
+                {
+                    n = done_rx.await.unwrap_or(0);
                 }
                 hist.observe(started.elapsed().as_secs_f64());
                 tracing::info!(partition = p.partition, clusters = n, took = ?started.elapsed(), "application state restored");
@@ -265,15 +332,31 @@ impl Actor {
     fn on_msg(&mut self, m: Msg) {
         match m {
             Msg::Record(r, ack) => self.on_record(*r, ack),
-            Msg::Import(partition, states, done) => {
+            Msg::Import(partition, entries, done) => {
                 let now = self.clock.now();
-                for (s, offset) in states {
-                    let id = s.cluster_id().to_string();
-                    self.partition_of.insert(id.clone(), partition);
-                    self.offset_of.insert(id, offset);
-                    self.agg.import(s, now);
+                for e in entries {
+                    match e {
+                        Restore::Put(s, offset) => {
+                            let id = s.cluster_id().to_string();
+                            self.partition_of.insert(id.clone(), partition);
+                            self.offset_of.insert(id, offset);
+                            self.agg.import(s, now);
+                        }
+                        Restore::Forget(id) => {
+                            self.agg.remove(&id);
+                            self.partition_of.remove(&id);
+                            self.offset_of.remove(&id);
+                        }
+                    }
                 }
-                let _ = done.send(());
+                if let Some(done) = done {
+                    let n = self
+                        .partition_of
+                        .values()
+                        .filter(|p| **p == partition)
+                        .count();
+                    let _ = done.send(n);
+                }
             }
             Msg::Revoked(parts) => {
                 let parts: HashSet<i32> = parts.into_iter().collect();
@@ -504,7 +587,48 @@ impl Actor {
 
 #[cfg(test)]
 mod tests {
-    use super::WriteQueue;
+    use super::{ClusterState, Entry, Msg, Restore, RestoreSink, WriteQueue};
+    use tokio::sync::mpsc;
+
+    fn put(cluster: &str, offset: i64) -> Entry {
+        Entry::Put {
+            key: cluster.to_string(),
+            value: ClusterState::new(cluster).to_json().unwrap(),
+            source_offset: offset,
+        }
+    }
+
+    #[test]
+    fn a_restore_reaches_the_actor_in_bounded_batches_in_order_with_the_rest_at_the_end() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut sink = RestoreSink::new(3, tx);
+        for i in 0..2_500 {
+            sink.push(put(&format!("c{i}"), i));
+        }
+        sink.push(Entry::Put {
+            key: "broken".into(),
+            value: b"{not json".to_vec(),
+            source_offset: 9_999,
+        });
+        sink.push(Entry::Forget("c7".into()));
+        let mut sizes = Vec::new();
+        while let Ok(Msg::Import(3, batch, None)) = rx.try_recv() {
+            sizes.push(batch.len());
+        }
+        assert_eq!(sizes, [1_000, 1_000], "full batches go while reading");
+        drop(sink);
+        let Ok(Msg::Import(3, last, None)) = rx.try_recv() else {
+            panic!("the rest is flushed when the read ends");
+        };
+        assert_eq!(last.len(), 502);
+        assert!(matches!(&last[0], Restore::Put(s, 2_000) if s.cluster_id() == "c2000"));
+        assert!(
+            matches!(&last[500], Restore::Forget(k) if k == "broken"),
+            "an unreadable state forgets the cluster rather than keep an older one"
+        );
+        assert!(matches!(&last[501], Restore::Forget(k) if k == "c7"));
+        assert!(rx.try_recv().is_err());
+    }
 
     #[test]
     fn a_second_write_of_a_cluster_waits_for_the_first_and_carries_every_later_completion() {

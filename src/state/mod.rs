@@ -72,6 +72,22 @@ pub struct Restored {
     pub source_offset: i64,
 }
 
+/// One changelog record, as [`Changelog::restore_each`] streams them.
+#[derive(Debug)]
+pub enum Entry {
+    /// The cluster's state as written, with the source offset it reflects.
+    Put {
+        /// Cluster id.
+        key: String,
+        /// The serialized state.
+        value: Vec<u8>,
+        /// Offset of the source record whose change it reflects.
+        source_offset: i64,
+    },
+    /// A tombstone: the cluster is forgotten.
+    Forget(String),
+}
+
 /// Writer and restorer of the changelog.
 #[derive(Clone)]
 pub struct Changelog {
@@ -185,6 +201,51 @@ impl Changelog {
         partition: i32,
         timeout: Duration,
     ) -> Result<HashMap<String, Restored>, StateError> {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let sink = out.clone();
+        self.restore_each(partition, timeout, move |entry| {
+            let mut map = match sink.lock() {
+                Ok(m) => m,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match entry {
+                Entry::Put {
+                    key,
+                    value,
+                    source_offset,
+                } => {
+                    map.insert(
+                        key,
+                        Restored {
+                            value,
+                            source_offset,
+                        },
+                    );
+                }
+                Entry::Forget(key) => {
+                    map.remove(&key);
+                }
+            }
+        })
+        .await?;
+        let map = match out.lock() {
+            Ok(mut m) => std::mem::take(&mut *m),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        Ok(map)
+    }
+
+    /// Streams the partition's records up to a fence written now, in offset order, to `sink`
+    /// (called on a blocking thread): the caller keeps only what it decoded, never the whole
+    /// partition's bytes, which bounds the memory of a restore. A failed restore may have
+    /// delivered a prefix; a retry delivers everything again from the start (apply in order,
+    /// later entries win).
+    pub async fn restore_each(
+        &self,
+        partition: i32,
+        timeout: Duration,
+        sink: impl FnMut(Entry) + Send + 'static,
+    ) -> Result<(), StateError> {
         let nonce = format!(
             "{}-{}",
             std::process::id(),
@@ -206,7 +267,7 @@ impl Changelog {
         let kafka = self.kafka.clone();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
-            read_until_fence(&kafka, &topic, partition, &nonce, timeout)
+            read_until_fence(&kafka, &topic, partition, &nonce, timeout, sink)
         })
         .await
         .map_err(|e| StateError::Kafka(format!("restore task: {e}")))?
@@ -219,7 +280,8 @@ fn read_until_fence(
     partition: i32,
     nonce: &str,
     timeout: Duration,
-) -> Result<HashMap<String, Restored>, StateError> {
+    mut sink: impl FnMut(Entry),
+) -> Result<(), StateError> {
     let consumer: BaseConsumer = client_config(kafka)
         .set("group.id", format!("{}-restore", kafka.group_id))
         .set("enable.auto.commit", "false")
@@ -234,7 +296,6 @@ fn read_until_fence(
         .assign(&tpl)
         .map_err(|e| StateError::Kafka(e.to_string()))?;
     let deadline = Instant::now() + timeout;
-    let mut out = HashMap::new();
     while Instant::now() < deadline {
         let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
             continue;
@@ -245,15 +306,13 @@ fn read_until_fence(
         };
         if key == FENCE_KEY {
             if m.payload() == Some(nonce.as_bytes()) {
-                return Ok(out);
+                return Ok(());
             }
             continue;
         }
         match m.payload() {
             // A tombstone forgets the cluster.
-            None => {
-                out.remove(key);
-            }
+            None => sink(Entry::Forget(key.to_string())),
             Some(v) => {
                 let source_offset = m
                     .headers()
@@ -262,13 +321,11 @@ fn read_until_fence(
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(-1);
-                out.insert(
-                    key.to_string(),
-                    Restored {
-                        value: v.to_vec(),
-                        source_offset,
-                    },
-                );
+                sink(Entry::Put {
+                    key: key.to_string(),
+                    value: v.to_vec(),
+                    source_offset,
+                });
             }
         }
     }
