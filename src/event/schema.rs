@@ -27,6 +27,9 @@ pub struct WriterSchema {
     pub record_name: String,
     /// Where it came from, for error messages (`builtin`, a file path, `registry id 7`).
     pub origin: String,
+    /// CRC-64-AVRO fingerprint, computed once at parse time: the decoder compares it per record
+    /// to pick the direct decoder for the built-in schemas.
+    fp: [u8; 8],
 }
 
 impl WriterSchema {
@@ -47,6 +50,7 @@ impl WriterSchema {
             }
         };
         Ok(WriterSchema {
+            fp: fingerprint(&schema),
             schema,
             record_name,
             origin,
@@ -55,7 +59,7 @@ impl WriterSchema {
 
     /// The 8-byte CRC-64-AVRO fingerprint used by single-object encoding.
     pub fn fingerprint(&self) -> [u8; 8] {
-        fingerprint(&self.schema)
+        self.fp
     }
 }
 
