@@ -761,6 +761,43 @@ mod tests {
             ]
         }
 
+        #[test]
+        fn builtin_schemas_are_recognised_and_a_micros_variant_with_the_same_fingerprint_is_not() {
+            for kind in EventKind::ALL {
+                let ws = WriterSchema::parse(reader_schema_text(kind), "t").expect("schema");
+                assert_eq!(ws.builtin_kind(), Some(kind));
+            }
+            let text = reader_schema_text(EventKind::ScanVerdict)
+                .replace("timestamp-millis", "timestamp-micros");
+            let micros = WriterSchema::parse(&text, "micros").expect("schema");
+            let store = SchemaStore::builtin();
+            assert_eq!(
+                micros.fingerprint(),
+                store.reader(EventKind::ScanVerdict).fingerprint(),
+                "canonical form ignores logical types"
+            );
+            assert_eq!(micros.builtin_kind(), None);
+        }
+
+        #[test]
+        fn confluent_writer_with_same_fingerprint_but_micros_takes_the_apache_avro_path() {
+            let text = reader_schema_text(EventKind::ScanVerdict)
+                .replace("timestamp-millis", "timestamp-micros");
+            let make = |direct| {
+                let registry = RegistryClient::new("http://127.0.0.1:9", Duration::from_millis(1))
+                    .expect("client");
+                registry.prime(9, WriterSchema::parse(&text, "micros").expect("schema"));
+                Decoder::new(Arc::new(SchemaStore::builtin()), Some(Arc::new(registry)))
+                    .with_direct_avro(direct)
+            };
+            let fixture = include_bytes!("../../tests/fixtures/events/scan_verdict.avro");
+            let mut record = vec![0, 0, 0, 0, 9];
+            record.extend_from_slice(&fixture[10..]);
+            let a = make(true).decode_cached(EventKind::ScanVerdict, &record);
+            let b = make(false).decode_cached(EventKind::ScanVerdict, &record);
+            assert_eq!(a, b);
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 

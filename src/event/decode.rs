@@ -203,7 +203,7 @@ impl Decoder {
                 writer.origin, writer.record_name, reader.record_name
             )));
         }
-        if self.direct && writer.fingerprint() == reader.fingerprint() {
+        if self.direct && writer.builtin_kind() == Some(kind) {
             return super::avro_direct::decode(kind, datum);
         }
         let total = datum.len();
