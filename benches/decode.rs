@@ -2,6 +2,10 @@
 //! bare apache-avro `from_avro_datum` into a `Value` for the Avro framings, and serde_json into
 //! a `serde_json::Value` for JSON. Target: ≥ 500k ScanVerdicts/s per core in single-object Avro
 //! (the fixture verdict: 2 rules, 3 detections). `cargo bench --bench decode`.
+//!
+//! The Avro framings are measured twice in the same run: `single_object`/`confluent` through the
+//! default decoder (direct decoder for the built-in schemas) and `*_apache_avro` through a decoder
+//! with `with_direct_avro(false)` (the apache-avro resolution path), for the ratio.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mailgate_notify::event::registry::RegistryClient;
@@ -42,7 +46,7 @@ fn schema_id(kind: EventKind) -> u32 {
     }
 }
 
-fn decoder() -> Decoder {
+fn decoder(direct: bool) -> Decoder {
     let store = SchemaStore::builtin();
     // Never contacted: every id used is primed and the bench calls `decode_cached` only.
     let registry =
@@ -54,11 +58,12 @@ fn decoder() -> Decoder {
             schema::WriterSchema::parse(text, "bench").expect("schema"),
         );
     }
-    Decoder::new(Arc::new(store), Some(Arc::new(registry)))
+    Decoder::new(Arc::new(store), Some(Arc::new(registry))).with_direct_avro(direct)
 }
 
 fn decode(c: &mut Criterion) {
-    let d = decoder();
+    let d = decoder(true);
+    let slow = decoder(false);
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(1));
     for (name, kind, json, single_object) in EVENTS {
@@ -75,6 +80,18 @@ fn decode(c: &mut Criterion) {
             d.decode_cached(kind, bytes).expect("fixture decodes");
             group.bench_with_input(BenchmarkId::new(name, framing), bytes, |b, bytes| {
                 b.iter(|| d.decode_cached(kind, black_box(bytes)))
+            });
+        }
+        for (framing, bytes) in [
+            ("single_object_apache_avro", single_object),
+            ("confluent_apache_avro", &confluent[..]),
+        ] {
+            assert_eq!(
+                slow.decode_cached(kind, bytes).expect("fixture decodes"),
+                d.decode_cached(kind, bytes).expect("fixture decodes"),
+            );
+            group.bench_with_input(BenchmarkId::new(name, framing), bytes, |b, bytes| {
+                b.iter(|| slow.decode_cached(kind, black_box(bytes)))
             });
         }
         // Baselines: the bare libraries, no model, no checks.

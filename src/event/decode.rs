@@ -107,6 +107,9 @@ pub fn detect_framing(bytes: &[u8]) -> Result<Framing, DecodeError> {
 pub struct Decoder {
     store: Arc<SchemaStore>,
     registry: Option<Arc<RegistryClient>>,
+    /// Whether built-in writer schemas use the direct decoder (off only to measure or
+    /// cross-check the apache-avro path).
+    direct: bool,
 }
 
 impl Decoder {
@@ -116,7 +119,18 @@ impl Decoder {
         // legitimate event comes near this (Kafka's default record limit is 1 MiB). Global and
         // set-once in apache-avro: the first decoder wins, later calls are no-ops.
         apache_avro::max_allocation_bytes(MAX_AVRO_ALLOCATION);
-        Decoder { store, registry }
+        Decoder {
+            store,
+            registry,
+            direct: true,
+        }
+    }
+
+    /// With `false`, every Avro record goes through apache-avro's resolution path, even when
+    /// its writer schema is a built-in one (benchmarks and the equivalence tests compare both).
+    pub fn with_direct_avro(mut self, direct: bool) -> Self {
+        self.direct = direct;
+        self
     }
 
     /// The schema store (reader schemas, known writers).
@@ -188,6 +202,9 @@ impl Decoder {
                 "{} is a {} schema, this topic carries {}",
                 writer.origin, writer.record_name, reader.record_name
             )));
+        }
+        if self.direct && writer.builtin_kind() == Some(kind) {
+            return super::avro_direct::decode(kind, datum);
         }
         let total = datum.len();
         let mut guarded = EofGuard {

@@ -2,6 +2,7 @@
 //! the three framings (Confluent wire format, Avro single-object, JSON), plus our own encoder.
 //! Imports nothing else of this crate.
 
+pub mod avro_direct;
 pub mod decode;
 pub mod encode;
 pub mod model;

@@ -27,6 +27,11 @@ pub struct WriterSchema {
     pub record_name: String,
     /// Where it came from, for error messages (`builtin`, a file path, `registry id 7`).
     pub origin: String,
+    /// CRC-64-AVRO fingerprint, computed once at parse time.
+    fp: [u8; 8],
+    /// The kind whose built-in schema this one is exactly, logical types and defaults included
+    /// (the fingerprint alone ignores logical types: a `timestamp-micros` writer would match).
+    builtin: Option<EventKind>,
 }
 
 impl WriterSchema {
@@ -47,6 +52,8 @@ impl WriterSchema {
             }
         };
         Ok(WriterSchema {
+            fp: fingerprint(&schema),
+            builtin: exact_builtin(&schema),
             schema,
             record_name,
             origin,
@@ -55,8 +62,32 @@ impl WriterSchema {
 
     /// The 8-byte CRC-64-AVRO fingerprint used by single-object encoding.
     pub fn fingerprint(&self) -> [u8; 8] {
-        fingerprint(&self.schema)
+        self.fp
     }
+
+    /// The event kind whose built-in schema (`schemas/*.avsc`) this schema is exactly, if any:
+    /// such data may be read by the direct decoder.
+    pub fn builtin_kind(&self) -> Option<EventKind> {
+        self.builtin
+    }
+}
+
+/// The kind whose embedded schema serializes identically to `schema` (attributes such as
+/// `logicalType` and `default` included), compared once per parsed schema.
+fn exact_builtin(schema: &Schema) -> Option<EventKind> {
+    static BUILTIN: std::sync::OnceLock<Vec<(EventKind, serde_json::Value)>> =
+        std::sync::OnceLock::new();
+    let builtin = BUILTIN.get_or_init(|| {
+        EventKind::ALL
+            .iter()
+            .filter_map(|&k| {
+                let s = Schema::parse_str(reader_schema_text(k)).ok()?;
+                Some((k, serde_json::to_value(&s).ok()?))
+            })
+            .collect()
+    });
+    let json = serde_json::to_value(schema).ok()?;
+    builtin.iter().find(|(_, b)| *b == json).map(|(k, _)| *k)
 }
 
 /// CRC-64-AVRO (Rabin) fingerprint of a schema's canonical form, as single-object encoding
