@@ -11,23 +11,20 @@ use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mailgate_notify::aggregate::Aggregator;
 use mailgate_notify::config::ApplicationConfig;
-use mailgate_notify::event::{ApplicationEvent, ErrorGroup, ErrorKind, ErrorState, Node};
-use std::collections::{BTreeMap, HashMap};
+use mailgate_notify::event::{ApplicationEvent, ErrorState};
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+// The same events as the load examples (one definition for both).
+#[path = "../examples/support/load_events.rs"]
+mod load_events;
+use load_events::event;
 
 /// Clusters held by the aggregator under test: enough that the state does not fit in the
 /// caches, few enough to set up quickly.
 const CLUSTERS: usize = 10_000;
 const ERRORS: usize = 5;
-
-const KINDS: [(ErrorKind, ErrorGroup); ERRORS] = [
-    (ErrorKind::AvBasesOutdated, ErrorGroup::Protection),
-    (ErrorKind::DataSyncFailed, ErrorGroup::Synchronization),
-    (ErrorKind::LdapConnectionFailed, ErrorGroup::LdapIntegration),
-    (ErrorKind::LicenseExpiresSoon, ErrorGroup::Licensing),
-    (ErrorKind::DiskSpaceLow, ErrorGroup::System),
-];
 
 fn t0() -> DateTime<Utc> {
     DateTime::from_timestamp(1_749_549_600, 0).unwrap_or_default() // 2025-06-10T10:00:00Z
@@ -35,31 +32,6 @@ fn t0() -> DateTime<Utc> {
 
 fn cfg() -> ApplicationConfig {
     toml::from_str("").unwrap_or_else(|e| panic!("default config: {e}"))
-}
-
-fn event(cluster: usize, i: usize, state: ErrorState, at: DateTime<Utc>) -> ApplicationEvent {
-    let (kind, group) = KINDS[i];
-    let mut attributes = BTreeMap::new();
-    attributes.insert("outdated_days".to_string(), "3".to_string());
-    ApplicationEvent {
-        event_id: format!("ev-{cluster}-{i}-{}", at.timestamp_millis()),
-        cluster_id: format!("ksmg-cluster-{cluster:06}"),
-        node: Node {
-            node_id: format!("node-{i}"),
-            ip: format!("10.{}.{}.{}", cluster % 250, cluster / 250 % 250, i + 10),
-            port: 9045,
-            comment: Some(format!("rack {i}, dmz")),
-            is_control: i == 0,
-        },
-        control_timezone: Some("Europe/Moscow".into()),
-        group,
-        kind,
-        state,
-        occurred_at: at,
-        last_successful_sync_at: Some(at - TimeDelta::hours(2)),
-        message: Some("Anti-virus databases are outdated on this node".into()),
-        attributes,
-    }
 }
 
 /// Every (cluster, error) event of one state, in cluster order.
