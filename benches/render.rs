@@ -195,17 +195,46 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
-    // The MIME build alone, from parts rendered beforehand.
+    // The MIME build alone, from parts rendered beforehand: our writer (`mime/…`) and, as the
+    // same-run baseline, lettre's builder it replaced (`mime_lettre/…`, the same bytes).
     let mut g = c.benchmark_group("mime");
     g.throughput(Throughput::Elements(1));
-    for (label, r, req) in [
+    let mut with_headers = config();
+    with_headers.rules.attach_original_headers = true;
+    with_headers.templates.html = false;
+    let with_headers =
+        Renderer::new(&with_headers, &prometheus::Registry::new()).expect("templates load");
+    let cases: Vec<_> = [
         ("rule/general/text", &text, &requests[0].1),
         ("rule/general/html", &html, &requests[0].1),
+        ("rule/general/text+headers", &with_headers, &requests[0].1),
         ("application/digest/html", &html, &requests[7].1),
-    ] {
+    ]
+    .into_iter()
+    .map(|(label, r, req)| {
         let prepared = r.prepare_mime(req).expect("renders");
-        g.bench_function(label, |b| {
-            b.iter(|| r.build_mime(black_box(&prepared)).map(|m| m.len()))
+        assert_eq!(
+            r.build_mime(&prepared),
+            r.build_mime_with_lettre(&prepared),
+            "{label}: our writer and lettre differ"
+        );
+        (label, r, prepared)
+    })
+    .collect();
+    for (label, r, prepared) in &cases {
+        g.bench_function(*label, |b| {
+            b.iter(|| r.build_mime(black_box(prepared)).map(|m| m.len()))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("mime_lettre");
+    g.throughput(Throughput::Elements(1));
+    for (label, r, prepared) in &cases {
+        g.bench_function(*label, |b| {
+            b.iter(|| {
+                r.build_mime_with_lettre(black_box(prepared))
+                    .map(|m| m.len())
+            })
         });
     }
     g.finish();

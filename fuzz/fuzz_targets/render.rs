@@ -5,7 +5,8 @@
 //! - a template that loaded renders every event without the fallback;
 //! - the header block is well-formed: CRLF line ends only, every line a header our benign
 //!   rendering also has or a folded continuation — no input can add a header (`Bcc:`…);
-//! - the subject as sent is one line.
+//! - the subject as sent is one line;
+//! - our MIME writer gives the bytes lettre's builder gives for the same message.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
@@ -261,7 +262,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok((verdict, bounce, to)) = mutate(&mut u, f) else {
         return;
     };
-    let r = f.renderer.render(&request(f, shape, verdict, bounce, &to));
+    let req = request(f, shape, verdict, bounce, &to);
+    // Our MIME writer replaced lettre's builder: the bytes must stay lettre's for any event.
+    if let Ok(prepared) = f.renderer.prepare_mime(&req) {
+        assert_eq!(
+            f.renderer.build_mime(&prepared),
+            f.renderer.build_mime_with_lettre(&prepared),
+            "our MIME writer and lettre's builder differ"
+        );
+    }
+    let r = f.renderer.render(&req);
     assert!(
         !r.fallback_used,
         "template fell back on event strings: {:?}",

@@ -512,17 +512,18 @@ impl Renderer {
                  text,
                  html,
              }| {
+                let headers_attachment = p
+                    .original_headers
+                    .map(|h| header_block(h, s.max_header_bytes));
                 let bytes = mime::build(
                     &s.origin,
                     mime::Mail {
                         ids: &ids,
                         to: &to.valid,
                         subject: &subject,
-                        text,
-                        html,
-                        headers_attachment: p
-                            .original_headers
-                            .map(|h| header_block(h, s.max_header_bytes)),
+                        text: &text,
+                        html: html.as_deref(),
+                        headers_attachment: headers_attachment.as_deref(),
                         date: p.date,
                         unique_header: s.unique_header,
                         gateway_message_id: p.gateway_message_id,
@@ -558,7 +559,7 @@ impl Renderer {
                         ids: &ids,
                         to: &to.valid,
                         subject: &subject,
-                        text: fb.text,
+                        text: &fb.text,
                         html: None,
                         headers_attachment: None,
                         date: p.date,
@@ -606,15 +607,29 @@ impl Renderer {
 
     /// The message bytes of a prepared notification.
     pub fn build_mime(&self, m: &MimeInput) -> Result<Vec<u8>, String> {
-        mime::build(
+        self.build_mime_by(m, mime::build)
+    }
+
+    /// The same bytes built by lettre's `Message` builder, which [`Renderer::build_mime`]
+    /// replaced: the benches' same-run baseline.
+    pub fn build_mime_with_lettre(&self, m: &MimeInput) -> Result<Vec<u8>, String> {
+        self.build_mime_by(m, mime::build_with_lettre)
+    }
+
+    fn build_mime_by(
+        &self,
+        m: &MimeInput,
+        build: fn(&mime::Origin, mime::Mail<'_>) -> Result<Vec<u8>, String>,
+    ) -> Result<Vec<u8>, String> {
+        build(
             &self.settings.origin,
             mime::Mail {
                 ids: &m.ids,
                 to: &m.to,
                 subject: &m.parts.subject,
-                text: m.parts.text.clone(),
-                html: m.parts.html.clone(),
-                headers_attachment: m.headers_attachment.clone(),
+                text: &m.parts.text,
+                html: m.parts.html.as_deref(),
+                headers_attachment: m.headers_attachment.as_deref(),
                 date: m.date,
                 unique_header: self.settings.unique_header,
                 gateway_message_id: m.gateway_message_id.as_deref(),
