@@ -1,7 +1,8 @@
 //! Delivery against Postfix's smtp-sink: volume (each message once, byte for byte), 4xx and 5xx
 //! replies, disconnects, random delays, a relay absent for a minute, the per-connection cap, the
 //! rate limit, shutdown, and the file transport. Also the regression guard of the 40 ms
-//! delayed-ACK stall: every pooled socket has TCP_NODELAY and every message leaves in one write.
+//! delayed-ACK stall: every pooled socket has TCP_NODELAY and every message leaves in one write;
+//! and of PIPELINING: used when offered (two writes per transaction), not when not.
 
 mod rig;
 
@@ -27,6 +28,7 @@ fn config(port: u16) -> SmtpConfig {
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(30),
         helo_name: Some("mailgate-notify.test".into()),
+        pipelining: true,
         ..SmtpConfig::default()
     };
     c.retry.initial = Duration::from_millis(50);
@@ -158,6 +160,23 @@ fn assert_no_delayed_ack_stall(outbox: &Outbox) {
     assert_eq!(w.messages_one_write, w.messages, "{w:?}");
 }
 
+/// smtp-sink offers PIPELINING: each transaction is two writes, MAIL + RCPTs + DATA as one
+/// group and the message; each connection adds its two EHLOs and QUIT (NOOP after idling).
+fn assert_pipelined(outbox: &Outbox) {
+    let w = outbox.wire_stats();
+    assert!(
+        w.writes <= 2 * w.messages + 4 * w.connections,
+        "more writes than pipelining needs: {w:?}"
+    );
+}
+
+/// Without PIPELINING each command waits for its reply: MAIL, one RCPT or more, DATA, message.
+fn assert_not_pipelined(outbox: &Outbox) {
+    let w = outbox.wire_stats();
+    assert!(w.messages > 0);
+    assert!(w.writes >= 4 * w.messages, "{w:?}");
+}
+
 async fn submit_all(outbox: &Outbox, n: u64) {
     for t in 0..n {
         outbox.submit(outgoing(t, &rcpts(t))).await;
@@ -185,6 +204,7 @@ async fn a_thousand_notifications_arrive_once_each_byte_identical() {
     assert_all_accepted(&completions, n);
     assert_delivered_once(&sink, n).await;
     assert_no_delayed_ack_stall(&outbox);
+    assert_pipelined(&outbox);
     // The per-connection cap: 1000 messages at most 100 per connection.
     assert!(
         outbox.wire_stats().connections >= 10,
@@ -313,6 +333,25 @@ async fn rcpt_5xx_reports_each_recipient_as_permanent_and_retries_nothing() {
     assert_eq!(outbox.depth(), 0);
     assert!(sink.messages().is_empty());
     outbox.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Each command waits for its reply when the relay does not offer PIPELINING (`-p`), or when
+/// it does and `smtp.pipelining` is off; everything arrives once either way.
+#[tokio::test]
+async fn without_pipelining_each_command_waits_for_its_reply() {
+    for (flags, pipelining) in [(&["-p"][..], true), (&[][..], false)] {
+        let sink = SmtpSink::start(flags);
+        let mut cfg = config(sink.port());
+        cfg.pipelining = pipelining;
+        let (outbox, mut rx) = deliver::start(&cfg, &prometheus::Registry::new()).unwrap();
+        let n = 50;
+        submit_all(&outbox, n).await;
+        let completions = collect(&mut rx, n as usize, Duration::from_secs(30)).await;
+        assert_all_accepted(&completions, n);
+        assert_delivered_once(&sink, n).await;
+        assert_not_pipelined(&outbox);
+        outbox.shutdown(Duration::from_secs(5)).await;
+    }
 }
 
 #[tokio::test]

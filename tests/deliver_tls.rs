@@ -22,6 +22,7 @@ fn config(port: u16, tls: TlsMode) -> SmtpConfig {
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(10),
         helo_name: Some("mailgate-notify.test".into()),
+        pipelining: true,
         ..SmtpConfig::default()
     };
     c.retry.initial = Duration::from_millis(50);

@@ -234,6 +234,9 @@ pub struct SmtpConfig {
     /// EHLO name; default the host name.
     #[serde(default)]
     pub helo_name: Option<String>,
+    /// Send MAIL, RCPT and DATA as one group (RFC 2920) when the relay offers PIPELINING.
+    #[serde(default = "default_true")]
+    pub pipelining: bool,
     /// Notifications waiting for a connection at most; beyond, ingest pauses.
     #[serde(default = "default_outbox_capacity")]
     pub outbox_capacity: usize,

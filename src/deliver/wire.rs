@@ -21,7 +21,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -34,6 +34,7 @@ pub(crate) struct WireTotals {
     connections_nodelay: AtomicU64,
     messages: AtomicU64,
     messages_one_write: AtomicU64,
+    writes: AtomicU64,
 }
 
 /// Socket-level facts over every connection the pool has opened ([`Outbox::wire_stats`](crate::deliver::Outbox::wire_stats)).
@@ -47,6 +48,9 @@ pub struct WireStats {
     pub messages: u64,
     /// Of those, how many left as one socket write of body and terminator together.
     pub messages_one_write: u64,
+    /// Socket writes of any kind (commands, messages): with PIPELINING a transaction costs
+    /// two, its envelope group and its message; without, four.
+    pub writes: u64,
 }
 
 impl WireTotals {
@@ -56,6 +60,7 @@ impl WireTotals {
             connections_nodelay: self.connections_nodelay.load(Ordering::Relaxed),
             messages: self.messages.load(Ordering::Relaxed),
             messages_one_write: self.messages_one_write.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
         }
     }
 }
@@ -65,6 +70,8 @@ impl WireTotals {
 pub(crate) struct WireCtl {
     /// Flushes still to hold back (1 while a message is corked).
     skip_flushes: AtomicU32,
+    /// The next write is a whole message with its terminator (see [`WireCtl::expect_message`]).
+    message_next: AtomicBool,
     totals: Arc<WireTotals>,
 }
 
@@ -72,6 +79,14 @@ impl WireCtl {
     /// Holds back the next flush: the message body stays buffered until the terminator joins it.
     pub(crate) fn cork_message(&self) {
         self.skip_flushes.store(1, Ordering::Relaxed);
+        self.totals.messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The next write carries a whole message and its terminator in one buffer (the session's
+    /// own dot-stuffed DATA content): it counts as a message, and as one write if the kernel
+    /// took it whole.
+    pub(crate) fn expect_message(&self) {
+        self.message_next.store(true, Ordering::Relaxed);
         self.totals.messages.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -96,6 +111,7 @@ impl<S> Wire<S> {
     pub(crate) fn new(inner: S, totals: Arc<WireTotals>) -> (Wire<S>, Arc<WireCtl>) {
         let ctl = Arc::new(WireCtl {
             skip_flushes: AtomicU32::new(0),
+            message_next: AtomicBool::new(false),
             totals,
         });
         (
@@ -123,6 +139,7 @@ impl<S: AsyncWrite + Unpin> Wire<S> {
             }
             self.sent += n;
             self.writes += 1;
+            self.ctl.totals.writes.fetch_add(1, Ordering::Relaxed);
         }
         if self.writes == 1 {
             self.ctl
@@ -157,7 +174,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Wire<S> {
             self.buf.extend_from_slice(data);
             return Poll::Ready(Ok(data.len()));
         }
-        Pin::new(&mut self.inner).poll_write(cx, data)
+        let written = ready!(Pin::new(&mut self.inner).poll_write(cx, data))?;
+        let totals = &self.ctl.totals;
+        if written > 0 {
+            totals.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.ctl.message_next.swap(false, Ordering::Relaxed) && written == data.len() {
+            totals.messages_one_write.fetch_add(1, Ordering::Relaxed);
+        }
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
