@@ -6,7 +6,8 @@
 //! (`VmHWM`).
 //!
 //! Run: `cargo run --release --example changelog_restore [clusters] [partitions]`
-//! (defaults 100000 and 4; needs `make rig`, or `TANSU_BIN`).
+//! (defaults 100000 and 4; needs `make rig`, or `TANSU_BIN`). `RESTORE_LIBRDKAFKA="k=v,k=v"`
+//! adds consumer properties, as `[kafka.librdkafka]` would.
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -32,6 +33,14 @@ mod load_events;
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn config(brokers: &str) -> Res<Config> {
+    // `RESTORE_LIBRDKAFKA="key=value,key=value"`: consumer properties to try, as an operator
+    // would set them in `[kafka.librdkafka]`.
+    let extra: String = std::env::var("RESTORE_LIBRDKAFKA")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
+        .collect();
     let toml = format!(
         r#"
         [kafka]
@@ -46,6 +55,8 @@ fn config(brokers: &str) -> Res<Config> {
         addresses = ["admin@example.com"]
         [bounce]
         enabled = false
+        [kafka.librdkafka]
+        {extra}
         "#
     );
     Ok(Config::from_toml(&toml, Path::new("."), &ProcessEnv)?)
