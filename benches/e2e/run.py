@@ -213,6 +213,8 @@ class Service:
         env.update(Service.env_extra)
         self.proc = procs.start([SERVICE, "run", "--config", cfg], os.path.join(work, f"{name}.log"), env)
         self.started = time.time()
+        # Gauges sampled by sent() while a drain is watched (set to {} to collect).
+        self.samples = None
         wait_port(self.metrics_port, self.proc, f"service {name} (metrics)", timeout=30)
 
     def metrics_text(self):
@@ -239,9 +241,17 @@ class Service:
         if text is None:
             return None
         total = 0.0
+        gauges = []
         for line in text.splitlines():
             if line.startswith("mailgate_notify_notifications_sent_total{"):
                 total += float(line.rsplit(" ", 1)[1])
+            elif line.startswith(("mailgate_notify_outbox_depth ", "mailgate_notify_records_in_flight ",
+                                  "mailgate_notify_partitions_paused ")):
+                gauges.append(line.rsplit(" ", 1))
+        # Only while notifications are flowing: start-up and the group join are not the drain.
+        if self.samples is not None and total > 0:
+            for name, value in gauges:
+                self.samples.setdefault(name, []).append(float(value))
         return int(total)
 
     def vm_hwm_kib(self):
@@ -434,6 +444,9 @@ def main():
             bare = loadgen(brokers, prefix, "consume", "--count", n, *sets)
             sink1 = Sink(procs, work, f"sink1-{k}")
             s1 = Service(procs, work, f"svc1-{k}", brokers, prefix, f"bench-{prefix}", sink1, args.sessions, args.librdkafka)
+            # Where the backlog waits during the drain: the outbox (SMTP is the limit) or
+            # upstream of it (ingest, routing, rendering).
+            s1.samples = {}
             perf = None
             if args.perf and k == 0:
                 # Attach once the first notification is out: `perf record -p` follows only the
@@ -447,6 +460,7 @@ def main():
                 perf.send_signal(signal.SIGINT)
                 perf.wait(timeout=60)
                 log(f"profile of the drain: perf report -i {args.perf}")
+            gauges = {name.split("_", 2)[2]: statistics.median(v) for name, v in s1.samples.items() if v}
             rss = (s1.vm_hwm_kib() or 0) / 1024
             cpu = s1.cpu_s()
             s1.stop()
@@ -467,10 +481,11 @@ def main():
             ceiling = rate(src_times)
             rounds.append({"produce_rate": pr["rate"], "ingest_ceiling": bare["rate"], "a1": a1, "rss": rss,
                            "cpu_s": cpu, "message_bytes": size, "smtp_ceiling": ceiling,
-                           "ratio": a1["rate"] / ceiling})
+                           "ratio": a1["rate"] / ceiling, "median_gauges_during_drain": gauges})
             log(f"round {k + 1}: service {a1['accepted']}/{n} accepted at {a1['rate']:.0f}/s (RSS peak {rss:.0f} MiB, "
                 f"CPU {1000 * cpu / max(1, a1['accepted']):.2f} s/1000); smtp-source -d -s {args.sessions} -l {size}: "
-                f"{ceiling:.0f}/s (wall {src_wall:.1f}s); ratio {a1['rate'] / ceiling:.3f}; ingest ceiling {bare['rate']:.0f}/s")
+                f"{ceiling:.0f}/s (wall {src_wall:.1f}s); ratio {a1['rate'] / ceiling:.3f}; ingest ceiling {bare['rate']:.0f}/s; "
+                f"median during the drain: {gauges}")
         by_ratio = sorted(rounds, key=lambda r: r["ratio"])
         med = by_ratio[len(by_ratio) // 2]
         a1 = med["a1"]

@@ -7,9 +7,11 @@
 //! and are retried with exponential backoff and jitter for as long as it takes. So "accepted",
 //! "failed permanently" and "still trying" are exact, which is what moves Kafka offsets.
 //!
-//! - [`start`] builds the outbox and spawns `pool_size` workers; each owns at most one
-//!   connection, reused for up to `max_messages_per_connection` transactions, checked with NOOP
-//!   after idling and closed after longer idling.
+//! - [`start`] builds the outbox and spawns `pool_size` workers on a thread and runtime of
+//!   their own (so that a relay's reply is not read late behind rendering); each owns at most
+//!   one connection, reused for up to `max_messages_per_connection` transactions, checked with
+//!   NOOP after idling and closed after longer idling. MAIL, RCPT and DATA are pipelined when
+//!   the relay offers PIPELINING.
 //! - Connections are our own tokio sockets with `TCP_NODELAY`, handed to lettre's
 //!   `AsyncSmtpConnection::connect_with_transport`; STARTTLS through lettre, implicit TLS through
 //!   tokio-rustls; AUTH PLAIN or LOGIN. Why our own sockets: lettre's pooled transport never sets
@@ -105,7 +107,7 @@ pub struct Rejection {
     pub error: DeliverError,
 }
 
-/// Builds the outbox on the current tokio runtime and spawns its workers; completions arrive on
+/// Builds the outbox and spawns its workers on a thread of their own; completions arrive on
 /// the returned receiver. Read the receiver from a task that never waits on `submit` (the
 /// channel holds `outbox_capacity` completions; a worker with an undelivered completion keeps
 /// its outbox place). Fails on unusable TLS/AUTH/file settings; registers the metrics on

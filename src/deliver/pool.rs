@@ -666,7 +666,40 @@ impl Outbox {
     }
 }
 
-/// Builds the outbox and spawns its workers on the current tokio runtime.
+/// The runtime the pool's tasks run on: one thread of their own, a current-thread runtime
+/// that lives until the last task holding the returned sender has ended.
+///
+/// Why not the service's runtime: there the workers render notifications (CPU work in long
+/// polls) and check for socket readiness only between tasks, so a relay's reply waited in line
+/// behind rendering; with the backlog waiting in a full outbox, the pool delivered ~5k msg/s on
+/// 4 connections where `smtp-source` did 7k (bench-e2e, BENCHMARKS.md). On its own thread a
+/// reply is read as soon as the kernel has it. Falls back to `fallback` (the caller's runtime)
+/// if the thread cannot be started.
+fn pool_runtime(
+    fallback: &tokio::runtime::Handle,
+) -> Result<(tokio::runtime::Handle, mpsc::Sender<()>), DeliverError> {
+    let (running, mut done) = mpsc::channel::<()>(1);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("smtp-pool")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::warn!(error = %e, "no runtime of its own for the SMTP pool; sharing the service's");
+            return Ok((fallback.clone(), running));
+        }
+    };
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("smtp-pool".into())
+        // Returns once every task has dropped its sender (`recv` gives `None`).
+        .spawn(move || rt.block_on(async move { done.recv().await }))
+        .map_err(|e| DeliverError::Config(format!("cannot start the SMTP pool thread: {e}")))?;
+    Ok((handle, running))
+}
+
+/// Builds the outbox and spawns its workers on a runtime of their own ([`pool_runtime`]).
 pub(crate) fn start(
     cfg: &SmtpConfig,
     registry: &prometheus::Registry,
@@ -718,14 +751,23 @@ pub(crate) fn start(
         max_per_connection: cfg.max_messages_per_connection.max(1),
         totals,
     });
+    let (pool, running) = pool_runtime(&runtime)?;
+    let spawn = |task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
+        let running = running.clone();
+        pool.spawn(async move {
+            task.await;
+            drop(running);
+        })
+    };
     let mut tasks = Vec::with_capacity(workers + 1);
-    tasks.push(runtime.spawn(scheduler(shared.clone(), retry_rx)));
+    tasks.push(spawn(Box::pin(scheduler(shared.clone(), retry_rx))));
     for _ in 0..workers {
         tasks.push(match &kind {
-            Kind::Smtp(c) => runtime.spawn(smtp_worker(shared.clone(), c.clone())),
-            Kind::File(t) => runtime.spawn(file_worker(shared.clone(), t.clone())),
+            Kind::Smtp(c) => spawn(Box::pin(smtp_worker(shared.clone(), c.clone()))),
+            Kind::File(t) => spawn(Box::pin(file_worker(shared.clone(), t.clone()))),
         });
     }
+    drop(running);
     Ok((
         Outbox {
             handle: Arc::new(Handle {
