@@ -190,22 +190,21 @@ struct DataContent<'a>(&'a str);
 
 impl Display for DataContent<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut rest = self.0;
-        loop {
-            if rest.starts_with('.') {
+        let text = self.0;
+        let b = text.as_bytes();
+        if text.starts_with('.') {
+            f.write_str(".")?;
+        }
+        // Copy whole stretches; stop only where a line that follows a CRLF begins with ".".
+        let mut from = 0;
+        for (i, _) in text.match_indices('\n') {
+            if i > 0 && b[i - 1] == b'\r' && b.get(i + 1) == Some(&b'.') {
+                f.write_str(&text[from..=i])?;
                 f.write_str(".")?;
-            }
-            match rest.find("\r\n") {
-                Some(i) => {
-                    f.write_str(&rest[..i + 2])?;
-                    rest = &rest[i + 2..];
-                }
-                None => {
-                    f.write_str(rest)?;
-                    break;
-                }
+                from = i + 1;
             }
         }
+        f.write_str(&text[from..])?;
         f.write_str("\r\n.\r\n")
     }
 }
