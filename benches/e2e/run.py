@@ -267,6 +267,23 @@ class Service:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def cpu_by_thread(self):
+        """CPU seconds per thread name so far (tokio workers summed), from /proc/PID/task."""
+        out = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        task_dir = f"/proc/{self.proc.pid}/task"
+        for tid in os.listdir(task_dir):
+            try:
+                with open(f"{task_dir}/{tid}/comm") as f:
+                    name = f.read().strip()
+                with open(f"{task_dir}/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            name = re.sub(r"\d+$", "", name) if name.startswith("rdk:") else name
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v > 0}
+
     def stop(self):
         """SIGTERM (drain and commit), then SIGKILL if it does not exit."""
         if self.proc.poll() is None:
@@ -463,6 +480,7 @@ def main():
             gauges = {name.split("_", 2)[2]: statistics.median(v) for name, v in s1.samples.items() if v}
             rss = (s1.vm_hwm_kib() or 0) / 1024
             cpu = s1.cpu_s()
+            threads = s1.cpu_by_thread()
             s1.stop()
             settle(sink1, got)
             a1 = analyse(sink1.messages(), (0, n), args.mix)
@@ -481,11 +499,12 @@ def main():
             ceiling = rate(src_times)
             rounds.append({"produce_rate": pr["rate"], "ingest_ceiling": bare["rate"], "a1": a1, "rss": rss,
                            "cpu_s": cpu, "message_bytes": size, "smtp_ceiling": ceiling,
-                           "ratio": a1["rate"] / ceiling, "median_gauges_during_drain": gauges})
+                           "ratio": a1["rate"] / ceiling, "median_gauges_during_drain": gauges,
+                           "cpu_s_by_thread": threads})
             log(f"round {k + 1}: service {a1['accepted']}/{n} accepted at {a1['rate']:.0f}/s (RSS peak {rss:.0f} MiB, "
                 f"CPU {1000 * cpu / max(1, a1['accepted']):.2f} s/1000); smtp-source -d -s {args.sessions} -l {size}: "
                 f"{ceiling:.0f}/s (wall {src_wall:.1f}s); ratio {a1['rate'] / ceiling:.3f}; ingest ceiling {bare['rate']:.0f}/s; "
-                f"median during the drain: {gauges}")
+                f"median during the drain: {gauges}; CPU s by thread: {threads}")
         by_ratio = sorted(rounds, key=lambda r: r["ratio"])
         med = by_ratio[len(by_ratio) // 2]
         a1 = med["a1"]
