@@ -97,6 +97,7 @@ async fn send_one_authenticated(
         cert: Some(&cert),
         auth: Some(("notify", "s3cret")),
         mechanisms,
+        pipelining: false,
     });
     let cfg = with_auth(config(relay.port(), tls), &cert, "notify", password);
     let (outbox, mut rx) = deliver::start(&cfg, &prometheus::Registry::new()).unwrap();
@@ -199,6 +200,7 @@ async fn starttls_required_but_not_offered_refuses_to_send_in_clear_text() {
         cert: None,
         auth: None,
         mechanisms: "PLAIN",
+        pipelining: false,
     });
     let cfg = config(relay.port(), TlsMode::Starttls);
     let (outbox, mut rx) = deliver::start(&cfg, &prometheus::Registry::new()).unwrap();
@@ -223,6 +225,7 @@ async fn an_untrusted_certificate_sends_nothing_and_keeps_the_notification_for_r
         cert: Some(&cert),
         auth: None,
         mechanisms: "PLAIN",
+        pipelining: false,
     });
     // No ca_file: the self-signed certificate is not trusted.
     let cfg = config(relay.port(), TlsMode::Starttls);
@@ -242,11 +245,23 @@ async fn an_untrusted_certificate_sends_nothing_and_keeps_the_notification_for_r
 
 #[tokio::test]
 async fn each_recipient_is_classified_on_its_own_reply() {
+    classify_each_recipient(false).await;
+}
+
+/// The same with PIPELINING: the replies to one group (MAIL, three RCPTs, DATA) are matched to
+/// their commands in order, and the group left as one write.
+#[tokio::test]
+async fn each_recipient_is_classified_on_its_own_reply_when_pipelined() {
+    classify_each_recipient(true).await;
+}
+
+async fn classify_each_recipient(pipelining: bool) {
     let relay = Aiosmtpd::start(&Setup {
         mode: "plain",
         cert: None,
         auth: None,
         mechanisms: "PLAIN",
+        pipelining,
     });
     let cfg = config(relay.port(), TlsMode::None);
     let registry = prometheus::Registry::new();
@@ -289,5 +304,15 @@ async fn each_recipient_is_classified_on_its_own_reply() {
         ),
         2.0
     );
+    // Three transactions: the first (a message), the transient recipient's retry refused
+    // again (no message: its group, then RSET), the second retry (a message). Pipelined, two
+    // writes each, plus two EHLOs and QUIT per connection; in turn, at least four per message.
+    let w = outbox.wire_stats();
+    assert_eq!(w.messages, 2, "{w:?}");
+    if pipelining {
+        assert!(w.writes <= 2 * 3 + 4 * w.connections, "{w:?}");
+    } else {
+        assert!(w.writes >= 4 * w.messages, "{w:?}");
+    }
     outbox.shutdown(Duration::from_secs(5)).await;
 }

@@ -70,6 +70,8 @@ pub struct Setup<'a> {
     pub auth: Option<(&'a str, &'a str)>,
     /// AUTH mechanisms offered, e.g. `"PLAIN"`.
     pub mechanisms: &'a str,
+    /// Announce PIPELINING.
+    pub pipelining: bool,
 }
 
 /// One message as the relay stored it.
@@ -111,6 +113,9 @@ impl Aiosmtpd {
         }
         if let Some((u, p)) = setup.auth {
             cmd.args(["--user", u, "--password", p]);
+        }
+        if setup.pipelining {
+            cmd.arg("--pipelining");
         }
         let mut child = cmd
             .stdin(Stdio::null())
