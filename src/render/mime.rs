@@ -5,7 +5,7 @@
 
 use super::sanitize::header_token;
 use crate::event::time::Timestamp;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::DateTime;
 use email_encoding::headers::writer::EmailWriter;
 use lettre::address::Envelope;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -120,7 +120,7 @@ pub fn build(origin: &Origin, mail: Mail<'_>) -> Result<Vec<u8>, String> {
 }
 
 fn write_message(out: &mut String, origin: &Origin, mail: &Mail<'_>) -> fmt::Result {
-    mailbox_header(out, "From", std::slice::from_ref(&origin.from))?;
+    mailbox_header(out, "From", &origin.from)?;
     out.push_str("Date: ");
     out.push_str(&rfc5322_date(mail.date));
     out.push_str("\r\n");
@@ -142,7 +142,7 @@ fn write_message(out: &mut String, origin: &Origin, mail: &Mail<'_>) -> fmt::Res
         out.push_str("\r\n");
     }
     if let Some(r) = &origin.reply_to {
-        mailbox_header(out, "Reply-To", std::slice::from_ref(r))?;
+        mailbox_header(out, "Reply-To", r)?;
     }
     if mail.subject.contains("=?") {
         out.push_str("Subject: ");
@@ -235,25 +235,21 @@ fn flush_encoded(
     Ok(())
 }
 
-fn mailbox_header(out: &mut String, name: &str, mailboxes: &[Mailbox]) -> fmt::Result {
+/// `From` / `Reply-To`: one mailbox, its display name as a quoted string (lettre's
+/// `Mailbox::encode`).
+fn mailbox_header(out: &mut String, name: &str, m: &Mailbox) -> fmt::Result {
     out.push_str(name);
     out.push_str(": ");
     {
         let mut w = EmailWriter::new(out, name.len() + ": ".len(), 0, false);
-        for (i, m) in mailboxes.iter().enumerate() {
-            if i > 0 {
-                w.write_char(',')?;
-                w.space();
-            }
-            if let Some(display) = &m.name {
-                email_encoding::headers::quoted_string::encode(display, &mut w)?;
-                w.space();
-                w.write_char('<')?;
-                w.write_str(m.email.as_ref())?;
-                w.write_char('>')?;
-            } else {
-                w.write_str(m.email.as_ref())?;
-            }
+        if let Some(display) = &m.name {
+            email_encoding::headers::quoted_string::encode(display, &mut w)?;
+            w.space();
+            w.write_char('<')?;
+            w.write_str(m.email.as_ref())?;
+            w.write_char('>')?;
+        } else {
+            w.write_str(m.email.as_ref())?;
         }
     }
     out.push_str("\r\n");
@@ -264,12 +260,10 @@ fn mailbox_header(out: &mut String, name: &str, mailboxes: &[Mailbox]) -> fmt::R
 /// goes through `httpdate`, which panics before 1970 and after 9999; an event's time is the
 /// gateway's word, so it is clamped to that range here instead.
 fn rfc5322_date(t: Timestamp) -> String {
-    let min = DateTime::UNIX_EPOCH;
-    let max = Utc
-        .with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
-        .single()
-        .unwrap_or(min);
-    t.clamp(min, max)
+    /// 9999-12-31T23:59:59Z.
+    const LAST: i64 = 253_402_300_799;
+    DateTime::from_timestamp(t.timestamp().clamp(0, LAST), 0)
+        .unwrap_or(DateTime::UNIX_EPOCH)
         .format("%a, %d %b %Y %H:%M:%S +0000")
         .to_string()
 }
@@ -390,14 +384,13 @@ fn push_quoted_printable(out: &mut String, body: &str) {
             continue;
         }
         let hex;
-        let piece = match c {
-            b'\t' | b' '..=b'<' | b'>'..=b'~' => &body[i..i + 1],
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                hex = [b'=', HEX[usize::from(c >> 4)], HEX[usize::from(c & 0xf)]];
-                // `hex` is ASCII by construction.
-                std::str::from_utf8(&hex).unwrap_or("=3F")
-            }
+        let piece = if qp_needs_encoding(c) {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            hex = [b'=', HEX[usize::from(c >> 4)], HEX[usize::from(c & 0xf)]];
+            // `hex` is ASCII by construction.
+            std::str::from_utf8(&hex).unwrap_or("=3F")
+        } else {
+            &body[i..i + 1]
         };
         qp_append(out, piece, &mut on_line, &mut backup);
         i += 1;
@@ -568,6 +561,7 @@ pub fn build_with_lettre(origin: &Origin, mail: Mail<'_>) -> Result<Vec<u8>, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{TimeZone, Utc};
     use proptest::prelude::*;
 
     fn origin(display: Option<&str>, reply_to: bool) -> Origin {
